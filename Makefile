@@ -1,0 +1,49 @@
+# orderflow: the commands people type. `make help` lists them.
+# Every target installs what it needs first: uv (from PyPI, pinned), the Python packages
+# (uv.lock), and the pinned tools (daprd, Redis, Prometheus, promtool, Jaeger).
+
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+ORDERFLOW := $(UV) run --frozen orderflow
+
+.DEFAULT_GOAL := help
+.PHONY: help uv sync tools up down test lint format unit integration clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==$(UV_VERSION)
+
+sync: uv ## install the Python packages from uv.lock into .venv
+	@$(UV) sync --frozen --quiet
+
+tools: sync ## provision daprd, Redis, Prometheus, promtool and Jaeger (cached, pinned)
+	@$(ORDERFLOW) tools
+
+up: tools ## run the local stack (all services, sidecars, Redis, Prometheus, Jaeger) until Ctrl-C
+	@$(ORDERFLOW) up
+
+down: sync ## stop a stack that `make up` runs in another terminal
+	@$(ORDERFLOW) down
+
+lint: sync ## ruff (lint and format check) and mypy strict
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+
+format: sync ## apply ruff's fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+unit: sync ## the fast tests only (Dapr faked at the adapter)
+	$(UV) run --frozen pytest -m "not integration"
+
+integration: tools ## the tests against the real daprd, Redis, Prometheus and Jaeger
+	$(UV) run --frozen pytest -m integration
+
+test: tools lint ## everything CI runs: lint, types, unit and integration tests
+	$(UV) run --frozen pytest
+
+clean: ## remove the local stack's data and the caches in the tree
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""orderflow developer tools: provisioning and the local stack launcher."""

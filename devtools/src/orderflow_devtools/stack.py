@@ -1,0 +1,354 @@
+"""The local stack: Redis, Jaeger, Prometheus, and every app with its own daprd sidecar,
+as processes on loopback.
+
+`orderflow up` and the integration tests both use :class:`Stack`: it checks that every
+port is free, starts the processes (each in its own process group, so that a stop reaches
+``uv run``'s child too), prefixes each output line with the process's name, waits until
+each answers its health check, and stops them all: SIGTERM, then SIGKILL after a grace
+period.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from orderflow_devtools import resources, runfile
+from orderflow_devtools.resources import Resources
+from orderflow_devtools.runfile import App
+from orderflow_devtools.tools import Tools
+
+PROMETHEUS_PORT = 9090
+JAEGER_QUERY_PORT = 16686
+JAEGER_QUERY_GRPC_PORT = 16685
+JAEGER_HEALTH_PORT = 13133
+LOOPBACK = "127.0.0.1"
+# The infrastructure processes, started (and healthy) before the apps that need them.
+INFRA = ("redis", "jaeger", "prometheus")
+
+
+class StackError(Exception):
+    """The stack cannot start or went wrong; the message is the one-line cause."""
+
+
+Probe = Callable[[], bool]
+
+
+@dataclass
+class Process:
+    """A process the stack runs: how to start it and how to tell that it is ready."""
+
+    name: str
+    argv: list[str]
+    cwd: Path
+    ready: Probe
+    ports: dict[str, int]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Running:
+    popen: subprocess.Popen[bytes]
+    pump: threading.Thread
+    tail: deque[str]
+
+
+class Stack:
+    def __init__(self, processes: Sequence[Process], out: IO[str]) -> None:
+        self.processes = {process.name: process for process in processes}
+        self._out = out
+        self._out_lock = threading.Lock()
+        self._running: dict[str, _Running] = {}
+
+    def check_ports(self, names: Iterable[str]) -> None:
+        for name in names:
+            for purpose, port in self.processes[name].ports.items():
+                if not port_is_free(port):
+                    raise StackError(
+                        f"port {port} ({purpose}) is already in use on {LOOPBACK}:"
+                        f" stop what holds it (`ss -ltnp 'sport = :{port}'`) or change its port"
+                    )
+
+    def start(self, names: Sequence[str], timeout: float = 60.0) -> None:
+        """Start ``names`` and return once every one is ready."""
+        self.check_ports(names)
+        for name in names:
+            self._spawn(self.processes[name])
+        self.wait_ready(names, timeout)
+
+    def wait_ready(self, names: Sequence[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            for name in list(pending):
+                code = self._running[name].popen.poll()
+                if code is not None:
+                    raise StackError(
+                        f"{name} exited with code {code} while starting; its last line: "
+                        f"{self.last_line(name)}"
+                    )
+                if self.processes[name].ready():
+                    pending.remove(name)
+            if pending and time.monotonic() > deadline:
+                raise StackError(
+                    f"not healthy after {timeout:.0f}s: {', '.join(pending)}; last line of "
+                    f"{pending[0]}: {self.last_line(pending[0])}"
+                )
+            if pending:
+                time.sleep(0.05)
+
+    def stop(self, names: Iterable[str] | None = None, grace: float = 10.0) -> None:
+        """SIGTERM each process group, then SIGKILL what is left after ``grace`` seconds."""
+        targets = [name for name in (names or list(self._running)) if name in self._running]
+        for name in targets:
+            _signal_group(self._running[name].popen, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for name in targets:
+            running = self._running.pop(name)
+            try:
+                running.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._say(name, f"still running after {grace:.0f}s: killing it")
+            # Whatever the leader did, nothing of its group outlives the stop.
+            _signal_group(running.popen, signal.SIGKILL)
+            running.popen.wait()
+            running.pump.join()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL ``name``'s whole process group, as a crash would."""
+        running = self._running.pop(name)
+        _signal_group(running.popen, signal.SIGKILL)
+        running.popen.wait()
+        running.pump.join()
+
+    def exited(self) -> dict[str, int]:
+        """The processes that have ended on their own, with their exit codes."""
+        return {
+            name: code
+            for name, running in self._running.items()
+            if (code := running.popen.poll()) is not None
+        }
+
+    def pids(self) -> dict[str, int]:
+        return {name: running.popen.pid for name, running in self._running.items()}
+
+    def last_line(self, name: str) -> str:
+        tail = self._running[name].tail if name in self._running else None
+        return tail[-1] if tail else "(no output)"
+
+    def lines(self, name: str) -> list[str]:
+        return list(self._running[name].tail)
+
+    def _spawn(self, process: Process) -> None:
+        popen = subprocess.Popen(
+            process.argv,
+            cwd=process.cwd,
+            env={**os.environ, **process.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        tail: deque[str] = deque(maxlen=500)
+        pump = threading.Thread(
+            target=self._pump, args=(process.name, popen, tail), name=f"log-{process.name}"
+        )
+        pump.start()
+        self._running[process.name] = _Running(popen, pump, tail)
+
+    def _pump(self, name: str, popen: subprocess.Popen[bytes], tail: deque[str]) -> None:
+        if popen.stdout is None:
+            return
+        with popen.stdout:
+            for raw in popen.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                tail.append(line)
+                self._say(name, line)
+
+    def _say(self, name: str, line: str) -> None:
+        width = max(len(name) for name in self.processes)
+        with self._out_lock:
+            self._out.write(f"{name:<{width}} | {line}\n")
+            self._out.flush()
+
+
+def _signal_group(popen: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signum)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Servers bind with SO_REUSEADDR, so connections left in TIME_WAIT by an earlier
+        # run do not block them; only a live listener does, and only that should stop us.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def _http_ok(url: str, expected: int = 200) -> Probe:
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == expected
+        except httpx.TransportError:
+            return False
+
+    return probe
+
+
+def _redis_ping(port: int) -> Probe:
+    def probe() -> bool:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1.0) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    return probe
+
+
+class LocalStack:
+    """The whole local stack as ``dapr.yaml`` (beside ``deploy/``) describes it."""
+
+    def __init__(self, run_file: Path, run_dir: Path, tools: Tools, out: IO[str]) -> None:
+        apps = runfile.load(run_file)
+        self.apps = {app.app_id: app for app in apps}
+        dapr_resources = resources.load(apps[0].resources_path, apps[0].config_file)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        processes = local_processes(run_file.parent, run_dir, tools, apps, dapr_resources)
+        self.stack = Stack(processes, out)
+
+    def start(self, timeout: float) -> None:
+        """Check every port first, then start the infrastructure, then the apps."""
+        self.stack.check_ports(self.stack.processes)
+        self.stack.start(INFRA, timeout)
+        self.stack.start([name for name in self.stack.processes if name not in INFRA], timeout)
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    def app_url(self, app_id: str) -> str:
+        return f"http://{LOOPBACK}:{self.apps[app_id].app_port}"
+
+    def dapr_url(self, app_id: str) -> str:
+        return f"http://{LOOPBACK}:{self.apps[app_id].dapr_http_port}"
+
+    def metrics_url(self, app_id: str) -> str:
+        return f"http://{LOOPBACK}:{self.apps[app_id].metrics_port}/metrics"
+
+
+def local_processes(
+    repo: Path, run_dir: Path, tools: Tools, apps: Sequence[App], resources: Resources
+) -> list[Process]:
+    """Every process of the local stack, infrastructure first."""
+    redis_port = resources.redis_port
+    otlp_port = resources.otlp_grpc_port
+    prometheus_config = _prometheus_config(repo, run_dir, apps)
+    (run_dir / "redis").mkdir(parents=True, exist_ok=True)
+    infra = [
+        Process(
+            name="redis",
+            argv=[
+                str(tools.redis_server),
+                *("--bind", LOOPBACK, "--port", str(redis_port)),
+                *("--dir", str(run_dir / "redis"), "--save", ""),
+                # Append-only with an fsync each second: an accepted order survives a
+                # Redis restart. https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/
+                *("--appendonly", "yes"),
+            ],
+            cwd=run_dir,
+            ready=_redis_ping(redis_port),
+            ports={"redis": redis_port},
+        ),
+        Process(
+            name="jaeger",
+            argv=[str(tools.jaeger), f"--config={repo / 'deploy/monitoring/jaeger.yaml'}"],
+            cwd=run_dir,
+            ready=_http_ok(f"http://{LOOPBACK}:{JAEGER_HEALTH_PORT}/status"),
+            ports={
+                "jaeger OTLP gRPC": otlp_port,
+                "jaeger query": JAEGER_QUERY_PORT,
+                "jaeger query gRPC": JAEGER_QUERY_GRPC_PORT,
+                "jaeger health": JAEGER_HEALTH_PORT,
+            },
+            env={
+                "JAEGER_OTLP_GRPC_ENDPOINT": f"{LOOPBACK}:{otlp_port}",
+                "JAEGER_QUERY_ENDPOINT": f"{LOOPBACK}:{JAEGER_QUERY_PORT}",
+                "JAEGER_QUERY_GRPC_ENDPOINT": f"{LOOPBACK}:{JAEGER_QUERY_GRPC_PORT}",
+                "JAEGER_HEALTH_ENDPOINT": f"{LOOPBACK}:{JAEGER_HEALTH_PORT}",
+            },
+        ),
+        Process(
+            name="prometheus",
+            argv=[
+                str(tools.prometheus),
+                f"--config.file={prometheus_config}",
+                f"--storage.tsdb.path={run_dir / 'prometheus-data'}",
+                f"--web.listen-address={LOOPBACK}:{PROMETHEUS_PORT}",
+                # Trace ids on latency histograms reach Prometheus only with this on.
+                # https://prometheus.io/docs/prometheus/latest/feature_flags/#exemplars-storage
+                "--enable-feature=exemplar-storage",
+            ],
+            cwd=run_dir,
+            ready=_http_ok(f"http://{LOOPBACK}:{PROMETHEUS_PORT}/-/ready"),
+            ports={"prometheus": PROMETHEUS_PORT},
+        ),
+    ]
+    services: list[Process] = []
+    for app in apps:
+        services.append(
+            Process(
+                name=app.app_id,
+                argv=list(app.command),
+                cwd=app.directory,
+                ready=_http_ok(f"http://{LOOPBACK}:{app.app_port}{app.health_check_path}"),
+                ports={f"{app.app_id} app": app.app_port},
+                env=app.app_env(),
+            )
+        )
+        services.append(
+            Process(
+                name=f"{app.app_id}-dapr",
+                argv=[str(tools.daprd), *app.daprd_args()],
+                cwd=repo,
+                # 204 once components are loaded and the app answers its health check.
+                # https://docs.dapr.io/reference/api/health_api/
+                ready=_http_ok(f"http://{LOOPBACK}:{app.dapr_http_port}/v1.0/healthz", 204),
+                ports=app.sidecar_ports(),
+                env=app.env,
+            )
+        )
+    return infra + services
+
+
+def _prometheus_config(repo: Path, run_dir: Path, apps: Sequence[App]) -> Path:
+    """Copy the committed Prometheus config beside a target list made from the run file,
+    so that the ports live in one place (dapr.yaml)."""
+    config_dir = run_dir / "prometheus-config"
+    shutil.rmtree(config_dir, ignore_errors=True)
+    shutil.copytree(repo / "deploy" / "monitoring", config_dir)
+    sidecars = [
+        {
+            "targets": [f"{LOOPBACK}:{app.metrics_port}"],
+            "labels": {"app_id": app.app_id},
+        }
+        for app in apps
+    ]
+    (config_dir / "sidecars.json").write_text(json.dumps(sidecars, indent=2))
+    return config_dir / "prometheus.yml"

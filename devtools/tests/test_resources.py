@@ -1,0 +1,60 @@
+"""Checking deploy/dapr before anything starts."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orderflow_devtools import resources
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    target = tmp_path / "dapr"
+    shutil.copytree(REPO / "deploy" / "dapr", target)
+    return target
+
+
+def test_the_committed_resources_load_and_give_the_local_addresses() -> None:
+    loaded = resources.load(REPO / "deploy/dapr", REPO / "deploy/dapr/config.yaml")
+
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in loaded.documents) == [
+        ("Component", "pubsub"),
+        ("Configuration", "orderflow"),
+        ("Resiliency", "orderflow"),
+        ("Subscription", "notifications-orders"),
+    ]
+    assert loaded.redis_port == 6380
+    assert loaded.otlp_grpc_port == 4317
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "cause"),
+    [
+        ("kind: Component", "kind: Componnet", "kind 'Componnet' is not one of"),
+        ("apiVersion: dapr.io/v1alpha1", "apiVersion: v1", "apiVersion 'v1' is not a dapr.io"),
+        ("  name: pubsub\n", "  labels: {}\n", "a Component has no metadata.name"),
+        ("spec:\n  type: pubsub.redis", "spec:\n  - type: [", "not valid YAML"),
+        ('"127.0.0.1:6380"', '"127.0.0.1"', "redisHost '127.0.0.1' is not host:port"),
+    ],
+)
+def test_a_broken_file_is_one_line_naming_it(copy: Path, replace: str, by: str, cause: str) -> None:
+    pubsub = copy / "pubsub.yaml"
+    text = pubsub.read_text()
+    assert replace in text
+    pubsub.write_text(text.replace(replace, by, 1))
+
+    with pytest.raises(resources.ResourceError) as caught:
+        resources.load(copy, copy / "config.yaml")
+
+    assert cause in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_resource_defined_twice_is_refused(copy: Path) -> None:
+    shutil.copy(copy / "pubsub.yaml", copy / "pubsub-again.yaml")
+
+    with pytest.raises(resources.ResourceError, match=r"defined more than once: Component/pubsub$"):
+        resources.load(copy, copy / "config.yaml")

@@ -1,0 +1,61 @@
+"""Structured JSON logs, one object a line, for every service and for uvicorn itself.
+https://nhairs.github.io/python-json-logger/latest/"""
+
+import logging.config
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+
+
+def configure_logging(service: str, level: str) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "filters": {
+                "service": {"()": _ServiceFilter, "service": service},
+                "probes": {"()": _ProbeFilter},
+            },
+            "formatters": {
+                "json": {
+                    "()": "pythonjsonlogger.json.JsonFormatter",
+                    "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                    "rename_fields": {"asctime": "time", "levelname": "level"},
+                    # uvicorn adds an ANSI-coloured copy of some messages; JSON needs none.
+                    "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
+                }
+            },
+            "handlers": {
+                "stdout": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "json",
+                    "filters": ["service"],
+                    "stream": "ext://sys.stdout",
+                }
+            },
+            "root": {"handlers": ["stdout"], "level": level.upper()},
+            # uvicorn's own loggers propagate to the root instead of printing plain text.
+            "loggers": {
+                "uvicorn": {"handlers": [], "propagate": True},
+                "uvicorn.error": {"handlers": [], "propagate": True},
+                "uvicorn.access": {"handlers": [], "propagate": True, "filters": ["probes"]},
+            },
+        }
+    )
+
+
+class _ServiceFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        return True
+
+
+class _ProbeFilter(logging.Filter):
+    """Health probes arrive every few seconds from the sidecar and the kubelet; their
+    access lines would drown the ones that matter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/healthz" not in record.getMessage()

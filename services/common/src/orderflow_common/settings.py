@@ -1,0 +1,31 @@
+"""Settings every service shares, read from the environment with pydantic-settings.
+
+The ports come from the variables that `dapr run` and the Kubernetes sidecar injector set
+for the app (APP_PORT, DAPR_HTTP_PORT), so they are read without a prefix; each service
+adds its own fields in a subclass with its own prefix (e.g. ``STOREFRONT_``).
+https://docs.dapr.io/reference/environment/
+"""
+
+from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    app_host: str = Field(default="127.0.0.1", validation_alias="APP_HOST")
+    app_port: PositiveInt = Field(validation_alias="APP_PORT")
+    dapr_host: str = Field(default="127.0.0.1", validation_alias="DAPR_HOST")
+    dapr_http_port: PositiveInt = Field(default=3500, validation_alias="DAPR_HTTP_PORT")
+    # The Dapr clients have no deadline of their own; every call to the sidecar gets one.
+    dapr_api_timeout_seconds: PositiveFloat = Field(
+        default=10.0, validation_alias="DAPR_API_TIMEOUT_SECONDS"
+    )
+    log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
+    # uvicorn answers 503 past this many concurrent connections: the storefront bulkhead.
+    # https://www.uvicorn.org/settings/#resource-limits
+    max_concurrency: PositiveInt | None = Field(default=None, validation_alias="MAX_CONCURRENCY")
+
+    @property
+    def dapr_base_url(self) -> str:
+        return f"http://{self.dapr_host}:{self.dapr_http_port}"

@@ -1,0 +1,16 @@
+import httpx
+from fastapi import FastAPI
+
+from notifications import events
+from notifications.settings import NotificationsSettings
+from orderflow_common.app import create_service_app
+
+NAME = "notifications"
+
+
+def create_app(
+    settings: NotificationsSettings, sidecar: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    app = create_service_app(NAME, settings, [events.router], sidecar)
+    app.state.sent_log = events.SentLog()
+    return app

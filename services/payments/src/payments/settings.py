@@ -1,0 +1,7 @@
+from pydantic_settings import SettingsConfigDict
+
+from orderflow_common.settings import ServiceSettings
+
+
+class PaymentsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYMENTS_")

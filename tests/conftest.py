@@ -1,0 +1,29 @@
+"""Fixtures for the tests that run real components: the pinned tools, and the local stack
+(Redis, Jaeger, Prometheus, every app with its real daprd) on loopback, one per module."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orderflow_devtools.stack import LocalStack
+from orderflow_devtools.tools import Tools, ensure_all
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tools() -> Tools:
+    return ensure_all(lambda _message: None)
+
+
+@pytest.fixture(scope="module")
+def local_stack(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    run_dir = tmp_path_factory.mktemp("stack")
+    with (run_dir / "stack.log").open("w") as log:
+        local = LocalStack(REPO / "dapr.yaml", run_dir, tools, log)
+        try:
+            local.start(timeout=60)
+            yield local
+        finally:
+            local.stop()
