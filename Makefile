@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 ORDERFLOW := $(UV) run --frozen orderflow
 
 .DEFAULT_GOAL := help
-.PHONY: help uv sync tools up down test lint format unit integration clean
+.PHONY: help uv sync tools up down fault fault-clear cluster test lint format unit integration clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,15 @@ up: tools ## run the local stack (all services, sidecars, Redis, Prometheus, Jae
 
 down: sync ## stop a stack that `make up` runs in another terminal
 	@$(ORDERFLOW) down
+
+fault: sync ## set fault flags, e.g. make fault SERVICE=payments FLAGS="error_rate=30" (docs/faults.md)
+	@$(ORDERFLOW) fault set $(SERVICE) $(FLAGS)
+
+fault-clear: sync ## turn a service's fault flags off, e.g. make fault-clear SERVICE=payments
+	@$(ORDERFLOW) fault clear $(SERVICE)
+
+cluster: ## create the local kind cluster for `skaffold dev` (docs/kubernetes.md)
+	kind create cluster --config deploy/kind/cluster.yaml
 
 lint: sync ## ruff (lint and format check) and mypy strict
 	$(UV) run --frozen ruff check .

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from orderflow_devtools.client import Shop
 from orderflow_devtools.stack import LocalStack
 from orderflow_devtools.tools import Tools, ensure_all
 
@@ -27,3 +28,10 @@ def local_stack(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Itera
             yield local
         finally:
             local.stop()
+
+
+@pytest.fixture(scope="module")
+def shop(local_stack: LocalStack) -> Iterator[Shop]:
+    client = Shop(local_stack.endpoints())
+    yield client
+    client.close()

@@ -21,10 +21,17 @@ def test_the_committed_resources_load_and_give_the_local_addresses() -> None:
     loaded = resources.load(REPO / "deploy/dapr", REPO / "deploy/dapr/config.yaml")
 
     assert sorted((d["kind"], d["metadata"]["name"]) for d in loaded.documents) == [
+        ("Component", "configstore"),
+        ("Component", "faultflags"),
+        ("Component", "orderstore"),
         ("Component", "pubsub"),
+        ("Component", "statestore"),
         ("Configuration", "orderflow"),
         ("Resiliency", "orderflow"),
+        ("Subscription", "fulfillment-orders"),
+        ("Subscription", "notifications-dead-letters"),
         ("Subscription", "notifications-orders"),
+        ("Subscription", "storefront-order-progress"),
     ]
     assert loaded.redis_port == 6380
     assert loaded.otlp_grpc_port == 4317
@@ -37,7 +44,7 @@ def test_the_committed_resources_load_and_give_the_local_addresses() -> None:
         ("apiVersion: dapr.io/v1alpha1", "apiVersion: v1", "apiVersion 'v1' is not a dapr.io"),
         ("  name: pubsub\n", "  labels: {}\n", "a Component has no metadata.name"),
         ("spec:\n  type: pubsub.redis", "spec:\n  - type: [", "not valid YAML"),
-        ('"127.0.0.1:6380"', '"127.0.0.1"', "redisHost '127.0.0.1' is not host:port"),
+        ('"127.0.0.1:6380"', '"127.0.0.1:6381"', "must share one redisHost"),
     ],
 )
 def test_a_broken_file_is_one_line_naming_it(copy: Path, replace: str, by: str, cause: str) -> None:
@@ -57,4 +64,12 @@ def test_a_resource_defined_twice_is_refused(copy: Path) -> None:
     shutil.copy(copy / "pubsub.yaml", copy / "pubsub-again.yaml")
 
     with pytest.raises(resources.ResourceError, match=r"defined more than once: Component/pubsub$"):
+        resources.load(copy, copy / "config.yaml")
+
+
+def test_a_redis_address_without_a_port_is_refused(copy: Path) -> None:
+    for path in copy.glob("*.yaml"):
+        path.write_text(path.read_text().replace('"127.0.0.1:6380"', '"127.0.0.1"'))
+
+    with pytest.raises(resources.ResourceError, match=r"redisHost '127.0.0.1' is not host:port$"):
         resources.load(copy, copy / "config.yaml")

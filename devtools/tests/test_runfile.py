@@ -24,7 +24,13 @@ def real() -> dict[str, object]:
 def test_the_committed_run_file_loads_with_distinct_ports() -> None:
     apps = runfile.load(REPO / "dapr.yaml")
 
-    assert [app.app_id for app in apps] == ["storefront", "payments", "notifications"]
+    assert [app.app_id for app in apps] == [
+        "storefront",
+        "inventory",
+        "payments",
+        "fulfillment",
+        "notifications",
+    ]
     ports = [app.app_port for app in apps] + [
         port for app in apps for port in app.sidecar_ports().values()
     ]

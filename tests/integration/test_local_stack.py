@@ -140,3 +140,34 @@ def test_a_broken_resource_file_stops_it_with_one_line(tmp_path: Path) -> None:
         f"orderflow: {resources / 'resiliency.yaml'}: apiVersion '' is not a dapr.io version"
     ]
     assert result.stdout == ""
+
+
+def test_fault_with_a_malformed_flag_is_refused_before_anything_is_called() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "orderflow_devtools", "fault", "set", "payments", "error_rate"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (result.returncode, result.stderr) == (
+        2,
+        "orderflow: 'error_rate' is not FLAG=VALUE\n",
+    )
+
+
+def test_fault_without_a_running_stack_says_how_to_start_one() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "orderflow_devtools", "fault", "show", "payments"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (result.returncode, result.stderr) == (
+        1,
+        "orderflow: storefront is not answering at http://127.0.0.1:8001/faults/payments:"
+        " start the stack with `make up`\n",
+    )

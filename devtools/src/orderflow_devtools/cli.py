@@ -1,8 +1,11 @@
 """``orderflow``: the developer command line.
 
-    orderflow tools          make sure daprd, Redis, Prometheus, promtool and Jaeger are here
-    orderflow up             run the local stack until Ctrl-C or SIGTERM
-    orderflow down           stop a stack that `orderflow up` runs elsewhere
+    orderflow tools                       provision daprd, Redis, Prometheus, promtool, Jaeger
+    orderflow up                          run the local stack until Ctrl-C or SIGTERM
+    orderflow down                        stop a stack that `orderflow up` runs elsewhere
+    orderflow fault show SERVICE          a service's fault flags (docs/faults.md)
+    orderflow fault set SERVICE FLAG=V..  replace them; flags left out go back to off
+    orderflow fault clear SERVICE         turn them all off
 
 Every failure ends with a one-line cause on stderr and a non-zero exit.
 """
@@ -14,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+
+import httpx
 
 from orderflow_devtools import resources, runfile
 from orderflow_devtools.stack import (
@@ -27,6 +32,7 @@ from orderflow_devtools.tools import ToolError, Tools, ensure_all
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+PID_FILE = "orderflow.pid"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,10 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("tools", help="provision the pinned tools (cached outside the repo)")
     up = commands.add_parser("up", help="run the local stack until Ctrl-C or SIGTERM")
-    up.add_argument("--run-dir", type=Path, default=Path(".run"), help="where logs and data go")
+    down = commands.add_parser("down", help="stop a stack that `orderflow up` runs elsewhere")
+    for command in (up, down):
+        command.add_argument(
+            "--run-dir", type=Path, default=Path(".run"), help="where its logs and data go"
+        )
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to become healthy")
+    fault = commands.add_parser("fault", help="show, set or clear a service's fault flags")
+    fault.add_argument("action", choices=["show", "set", "clear"])
+    fault.add_argument("service", help="storefront, inventory, payments, fulfillment, ...")
+    fault.add_argument("flags", nargs="*", metavar="FLAG=VALUE", help="e.g. error_rate=30")
     args = parser.parse_args(argv)
     try:
+        if args.command == "down":
+            return _down(args.run_dir / PID_FILE)
+        if args.command == "fault":
+            return _fault(args.run_file, args.action, args.service, args.flags)
         tools = ensure_all(_note)
         if args.command == "tools":
             for name, path in vars(tools).items():
@@ -55,11 +73,49 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def _fault(run_file: Path, action: str, service: str, assignments: list[str]) -> int:
+    """Call storefront's token-guarded /faults routes with the local stack's token."""
+    storefront = next(app for app in runfile.load(run_file) if app.app_id == "storefront")
+    url = f"http://{LOOPBACK}:{storefront.app_port}/faults/{service}"
+    headers = {"X-Fault-Token": storefront.env.get("STOREFRONT_FAULT_TOKEN", "")}
+    flags: dict[str, str] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name:
+            _note(f"{assignment!r} is not FLAG=VALUE")
+            return EXIT_USAGE
+        flags[name] = value
+    if action != "set" and flags:
+        _note(f"`fault {action}` takes no flags")
+        return EXIT_USAGE
+    try:
+        if action == "show":
+            response = httpx.get(url, headers=headers, timeout=10)
+        elif action == "clear":
+            response = httpx.delete(url, headers=headers, timeout=10)
+        else:
+            response = httpx.put(url, headers=headers, json=flags, timeout=10)
+    except httpx.TransportError:
+        _note(f"storefront is not answering at {url}: start the stack with `make up`")
+        return EXIT_FAILURE
+    if response.status_code != httpx.codes.OK:
+        _note(f"{service}: {_reason(response)}")
+        return EXIT_USAGE
+    for name, value in response.json().items():
+        print(f"{name:<12} {value}")
+    return 0
+
+
+def _reason(response: httpx.Response) -> str:
+    """The readable part of a 4xx answer: FastAPI's detail, or each field's complaint."""
+    detail = response.json().get("detail")
+    if isinstance(detail, list):
+        return "; ".join(f"{error['loc'][-1]}: {error['msg']}" for error in detail)
+    return str(detail)
+
+
 def _note(message: str) -> None:
     print(f"orderflow: {message}", file=sys.stderr)
-
-
-PID_FILE = "orderflow.pid"
 
 
 def _down(pid_file: Path) -> int:

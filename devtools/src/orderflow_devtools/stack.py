@@ -26,6 +26,7 @@ from typing import IO
 import httpx
 
 from orderflow_devtools import resources, runfile
+from orderflow_devtools.client import Endpoints
 from orderflow_devtools.resources import Resources
 from orderflow_devtools.runfile import App
 from orderflow_devtools.tools import Tools
@@ -230,6 +231,7 @@ class LocalStack:
         apps = runfile.load(run_file)
         self.apps = {app.app_id: app for app in apps}
         dapr_resources = resources.load(apps[0].resources_path, apps[0].config_file)
+        self.redis_port = dapr_resources.redis_port
         run_dir.mkdir(parents=True, exist_ok=True)
         processes = local_processes(run_file.parent, run_dir, tools, apps, dapr_resources)
         self.stack = Stack(processes, out)
@@ -252,6 +254,17 @@ class LocalStack:
     def metrics_url(self, app_id: str) -> str:
         return f"http://{LOOPBACK}:{self.apps[app_id].metrics_port}/metrics"
 
+    def endpoints(self) -> Endpoints:
+        storefront = self.apps["storefront"]
+        return Endpoints(
+            apps={app_id: self.app_url(app_id) for app_id in self.apps},
+            fault_token=storefront.env.get("STOREFRONT_FAULT_TOKEN", ""),
+        )
+
+    def restart(self, names: Sequence[str], timeout: float = 60.0) -> None:
+        """Start again what :meth:`Stack.kill` or :meth:`Stack.stop` ended."""
+        self.stack.start(names, timeout)
+
 
 def local_processes(
     repo: Path, run_dir: Path, tools: Tools, apps: Sequence[App], resources: Resources
@@ -268,9 +281,12 @@ def local_processes(
                 str(tools.redis_server),
                 *("--bind", LOOPBACK, "--port", str(redis_port)),
                 *("--dir", str(run_dir / "redis"), "--save", ""),
-                # Append-only with an fsync each second: an accepted order survives a
-                # Redis restart. https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/
-                *("--appendonly", "yes"),
+                # Append-only, synced on every write: an order storefront accepted
+                # survives even a killed Redis. https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/
+                *("--appendonly", "yes", "--appendfsync", "always"),
+                # The Dapr configuration store learns of changed fault flags from
+                # keyspace notifications, which Redis sends only when asked to.
+                *("--notify-keyspace-events", "KA"),
             ],
             cwd=run_dir,
             ready=_redis_ping(redis_port),

@@ -1,4 +1,5 @@
-"""notifications' subscriber: one notification per CloudEvent id, explicit statuses."""
+"""notifications: one notification per order and event type, explicit statuses, dead
+letters recorded with their attempts."""
 
 from collections.abc import Iterator
 
@@ -9,69 +10,80 @@ from notifications.main import create_app
 from notifications.settings import NotificationsSettings
 from orderflow_common.testing import FakeSidecar
 
+PUBLISH = "/v1.0/publish/pubsub/orders"
+
 
 def cloud_event(
     event_id: str, event_type: str = "order-placed", **data: object
 ) -> dict[str, object]:
-    payload = {"order_id": "o-1", "customer_id": "c-1", "amount_cents": 1450, **data}
+    payload: dict[str, object] = {"order_id": "o-1", "customer_id": "c-1"}
+    if event_type == "order-placed":
+        payload |= {"amount_cents": 1450, "items": {"grinder": 1}}
+    if event_type == "order-shipped":
+        payload |= {"shipment_id": "s-1"}
     return {
         "id": event_id,
         "type": event_type,
         "source": "storefront",
         "specversion": "1.0",
-        "datacontenttype": "application/json",
-        "pubsubname": "pubsub",
-        "topic": "orders",
-        "data": payload,
+        "data": payload | data,
     }
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
-    app = create_app(NotificationsSettings(APP_PORT=8005), FakeSidecar().transport())
+def sidecar() -> FakeSidecar:
+    fake = FakeSidecar()
+    fake.on(PUBLISH, 204)
+    return fake
+
+
+@pytest.fixture
+def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
+    app = create_app(NotificationsSettings(APP_PORT=8005), sidecar.transport())
     with TestClient(app) as test_client:
         yield test_client
 
 
-def deliver(client: TestClient, event: dict[str, object]) -> str:
+def deliver(client: TestClient, event: dict[str, object], route: str = "order-placed") -> str:
     response = client.post(
-        "/events/orders", json=event, headers={"content-type": "application/cloudevents+json"}
+        f"/events/{route}", json=event, headers={"content-type": "application/cloudevents+json"}
     )
     assert response.status_code == 200
     return str(response.json()["status"])
 
 
-def test_order_placed_sends_one_notification(client: TestClient) -> None:
+def test_each_order_event_is_notified_once(client: TestClient, sidecar: FakeSidecar) -> None:
     assert deliver(client, cloud_event("e-1")) == "SUCCESS"
+    assert deliver(client, cloud_event("e-1")) == "SUCCESS"
+    assert deliver(client, cloud_event("e-9")) == "SUCCESS"
+    assert deliver(client, cloud_event("e-2", "order-shipped"), "order-shipped") == "SUCCESS"
 
-    assert client.get("/notifications").json() == [
-        {
-            "event_id": "e-1",
-            "event_type": "order-placed",
-            "order_id": "o-1",
-            "message": "Thanks c-1, we received order o-1.",
-        }
+    sent = client.get("/notifications/o-1").json()
+    assert [(n["event_id"], n["event_type"]) for n in sent] == [
+        ("e-1", "order-placed"),
+        ("e-2", "order-shipped"),
+    ]
+    assert sent[0]["message"] == "Thanks c-1, we received order o-1."
+    published = [call for call in sidecar.app_calls if call.path == PUBLISH]
+    assert [(p.body, p.params) for p in published] == [
+        ({"order_id": "o-1"}, {"metadata.cloudevent.type": "customer-notified"})
     ]
 
 
-def test_redelivery_of_the_same_event_has_no_second_effect(client: TestClient) -> None:
-    assert deliver(client, cloud_event("e-1")) == "SUCCESS"
-    assert deliver(client, cloud_event("e-1")) == "SUCCESS"
-    assert deliver(client, cloud_event("e-2", order_id="o-2")) == "SUCCESS"
+def test_poison_is_retried_then_its_dead_letter_records_the_attempts(client: TestClient) -> None:
+    client.app.state.faults.update({"notifications.poison_rate": "100"})  # type: ignore[attr-defined]
+    statuses = [deliver(client, cloud_event("e-1")) for _ in range(4)]
+    dead = client.post("/events/dead-letter", json=cloud_event("e-1"))
 
-    sent = client.get("/notifications").json()
-    assert [(n["event_id"], n["order_id"]) for n in sent] == [("e-1", "o-1"), ("e-2", "o-2")]
-
-
-def test_unknown_type_and_malformed_data_are_dropped(client: TestClient) -> None:
-    assert deliver(client, cloud_event("e-1", event_type="order-teleported")) == "DROP"
-    assert deliver(client, cloud_event("e-2", amount_cents=-5)) == "DROP"
-
-    assert client.get("/notifications").json() == []
+    assert statuses == ["RETRY"] * 4
+    assert dead.json() == {"status": "SUCCESS"}
+    assert client.get("/dead-letters/o-1").json() == [
+        {"event_id": "e-1", "event_type": "order-placed", "order_id": "o-1", "attempts": 4}
+    ]
+    assert client.get("/notifications/o-1").json() == []
 
 
-def test_a_body_that_is_not_a_cloud_event_is_a_422(client: TestClient) -> None:
-    response = client.post("/events/orders", json={"order_id": "o-1"})
-
-    assert response.status_code == 422
-    assert client.get("/notifications").json() == []
+def test_malformed_data_is_dropped_and_a_non_event_is_a_422(client: TestClient) -> None:
+    assert deliver(client, cloud_event("e-1", amount_cents=-5)) == "DROP"
+    assert client.post("/events/order-placed", json={"order_id": "o-1"}).status_code == 422
+    assert client.get("/notifications/o-1").json() == []

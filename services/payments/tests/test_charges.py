@@ -1,4 +1,4 @@
-"""payments' charges API."""
+"""payments: one charge per order, declines are 402, injected failures count attempts."""
 
 from collections.abc import Iterator
 
@@ -9,39 +9,60 @@ from orderflow_common.testing import FakeSidecar
 from payments.main import create_app
 from payments.settings import PaymentsSettings
 
+REQUEST = {"order_id": "o-1", "customer_id": "c-1", "amount_cents": 1450, "payment_token": "tok"}
+
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
-    app = create_app(PaymentsSettings(APP_PORT=8003), FakeSidecar().transport())
+def sidecar() -> FakeSidecar:
+    return FakeSidecar()
+
+
+@pytest.fixture
+def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
+    app = create_app(PaymentsSettings(APP_PORT=8003), sidecar.transport())
     with TestClient(app) as test_client:
         yield test_client
 
 
-def test_charge_is_approved_and_listed(client: TestClient) -> None:
-    request = {"order_id": "o-1", "customer_id": "c-1", "amount_cents": 1450}
+def test_a_charge_is_taken_once_however_often_it_is_asked(client: TestClient) -> None:
+    first = client.post("/charges", json=REQUEST)
+    again = client.post("/charges", json=REQUEST)
 
-    created = client.post("/charges", json=request)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert client.get("/charges/o-1").json() == first.json()
+    assert client.get("/attempts/o-1").json() == {"attempts": 2}
 
-    assert created.status_code == 201
-    charge = created.json()
-    assert charge["order_id"] == "o-1"
-    assert charge["amount_cents"] == 1450
-    assert charge["status"] == "approved"
-    assert client.get("/charges").json() == [charge]
+
+def test_a_declined_card_is_a_402_and_charges_nothing(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    response = client.post("/charges", json={**REQUEST, "payment_token": "tok_declined"})
+
+    assert (response.status_code, response.json()) == (402, {"detail": "card declined"})
+    assert sidecar.state == {}
+    assert client.get("/charges/o-1").status_code == 404
+
+
+def test_fail_attempts_fails_exactly_the_first_attempts(client: TestClient) -> None:
+    client.app.state.faults.update({"payments.fail_attempts": "2"})  # type: ignore[attr-defined]
+
+    codes = [client.post("/charges", json=REQUEST).status_code for _ in range(3)]
+
+    assert codes == [500, 500, 201]
+    assert client.get("/attempts/o-1").json() == {"attempts": 3}
 
 
 @pytest.mark.parametrize(
-    "request_body",
+    "body",
     [
-        {"order_id": "o-1", "customer_id": "c-1", "amount_cents": 0},
-        {"order_id": "o-1", "customer_id": "c-1"},
-        {"order_id": "o-1", "customer_id": "c-1", "amount_cents": 10, "currency": "EUR"},
+        {**REQUEST, "amount_cents": 0},
+        {key: value for key, value in REQUEST.items() if key != "payment_token"},
+        {**REQUEST, "currency": "EUR"},
     ],
 )
-def test_invalid_charge_is_a_422_and_records_nothing(
-    client: TestClient, request_body: dict[str, object]
+def test_an_invalid_charge_is_a_422_and_records_nothing(
+    client: TestClient, sidecar: FakeSidecar, body: dict[str, object]
 ) -> None:
-    response = client.post("/charges", json=request_body)
-
-    assert response.status_code == 422
-    assert client.get("/charges").json() == []
+    assert client.post("/charges", json=body).status_code == 422
+    assert sidecar.state == {}

@@ -10,16 +10,21 @@ from orderflow_common.testing import FakeSidecar
 from storefront.main import create_app
 from storefront.settings import StorefrontSettings
 
-INVOKE_CHARGES = "/v1.0/invoke/payments/method/charges"
-PUBLISH_ORDERS = "/v1.0/publish/pubsub/orders"
+RESERVE = "/v1.0/invoke/inventory/method/reservations"
+CHARGE = "/v1.0/invoke/payments/method/charges"
+TRANSACTION = "/v1.0/state/orderstore/transaction"
 ORDER = {"customer_id": "c-1", "items": [{"sku": "moka-pot", "quantity": 2}]}
+
+
+def release_path(order_id: str) -> str:
+    return f"/v1.0/invoke/inventory/method/reservations/{order_id}"
 
 
 @pytest.fixture
 def sidecar() -> FakeSidecar:
     fake = FakeSidecar()
-    fake.on(INVOKE_CHARGES, 201, {"charge_id": "ch-1", "status": "approved"})
-    fake.on(PUBLISH_ORDERS, 204)
+    fake.on(RESERVE, 201, {"amount_cents": 6400})
+    fake.on(CHARGE, 201, {"charge_id": "ch-1"})
     return fake
 
 
@@ -30,67 +35,132 @@ def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
         yield test_client
 
 
-def test_order_is_charged_then_announced(client: TestClient, sidecar: FakeSidecar) -> None:
+def paths(sidecar: FakeSidecar) -> list[str]:
+    return [call.path for call in sidecar.app_calls]
+
+
+def test_order_is_reserved_charged_and_saved_with_its_event(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
     response = client.post("/orders", json=ORDER)
 
     assert response.status_code == 201
-    body = response.json()
-    assert body["status"] == "placed"
-    assert body["amount_cents"] == 2 * 3200
-    assert body["charge_id"] == "ch-1"
-    assert [call.path for call in sidecar.calls] == [INVOKE_CHARGES, PUBLISH_ORDERS]
-    charge, publish = sidecar.calls
-    expected = {"order_id": body["order_id"], "customer_id": "c-1", "amount_cents": 6400}
-    assert charge.body == expected
-    assert publish.body == expected
-    assert publish.params == {"metadata.cloudevent.type": "order-placed"}
+    order = response.json()
+    assert (order["status"], order["amount_cents"], order["items"]) == (
+        "paid",
+        6400,
+        {"moka-pot": 2},
+    )
+    assert [step["status"] for step in order["history"]] == ["placed", "paid"]
+    assert paths(sidecar) == [RESERVE, CHARGE, TRANSACTION]
+    reserve, charge, transaction = sidecar.app_calls
+    assert reserve.body == {"order_id": order["order_id"], "items": ORDER["items"]}
+    assert charge.body == {
+        "order_id": order["order_id"],
+        "customer_id": "c-1",
+        "amount_cents": 6400,
+        "payment_token": "tok_visa",
+    }
+    saved, projection = transaction.body["operations"]
+    assert saved["request"]["key"] == f"order-{order['order_id']}"
+    assert saved["request"]["metadata"] == {"type": "order-placed"}
+    assert projection["request"]["metadata"]["outbox.projection"] == "true"
+    assert projection["request"]["value"] == {
+        "order_id": order["order_id"],
+        "customer_id": "c-1",
+        "amount_cents": 6400,
+        "items": {"moka-pot": 2},
+    }
+    assert client.get(f"/orders/{order['order_id']}").json() == order
 
 
-def test_failed_charge_is_a_502_and_nothing_is_announced(
+def test_out_of_stock_is_a_409_and_the_order_fails_with_the_reason(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:
-    sidecar.on(INVOKE_CHARGES, 500, {"error": "boom"})
+    sidecar.on(RESERVE, 200, {"order_id": "o", "reserved": False, "short_skus": ["moka-pot"]})
 
     response = client.post("/orders", json=ORDER)
 
-    assert response.status_code == 502
-    assert response.json() == {"detail": "payments could not charge the order"}
-    assert [call.path for call in sidecar.calls] == [INVOKE_CHARGES]
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert (detail["reason"], detail["skus"]) == ("out of stock", ["moka-pot"])
+    assert paths(sidecar) == [RESERVE, "/v1.0/state/orderstore"]
+    order = client.get(f"/orders/{detail['order_id']}").json()
+    assert (order["status"], order["reason"]) == ("failed", "out of stock")
 
 
-def test_unreachable_sidecar_is_a_503(client: TestClient, sidecar: FakeSidecar) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
+def test_declined_card_is_a_402_and_the_stock_is_released(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    sidecar.on(CHARGE, 402, {"detail": "card declined"})
 
-    sidecar.responders[INVOKE_CHARGES] = refuse
+    response = client.post("/orders", json={**ORDER, "payment_token": "tok_declined"})
+
+    assert response.status_code == 402
+    order_id = response.json()["detail"]["order_id"]
+    assert response.json()["detail"]["reason"] == "payment declined"
+    assert paths(sidecar) == [RESERVE, CHARGE, release_path(order_id), "/v1.0/state/orderstore"]
+    assert client.get(f"/orders/{order_id}").json()["status"] == "failed"
+
+
+@pytest.mark.parametrize("failure", ["500", "unreachable"])
+def test_payments_failure_is_a_503_and_the_stock_is_released(
+    client: TestClient, sidecar: FakeSidecar, failure: str
+) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        if failure == "unreachable":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(500, json={"errorCode": "ERR_DIRECT_INVOKE"})
+
+    sidecar.responders[CHARGE] = fail
 
     response = client.post("/orders", json=ORDER)
 
     assert response.status_code == 503
-    assert response.json() == {"detail": "payments unreachable"}
-    assert [call.path for call in sidecar.calls] == [INVOKE_CHARGES]
+    detail = response.json()["detail"]
+    assert detail["reason"] == "payments unavailable"
+    assert paths(sidecar)[:3] == [RESERVE, CHARGE, release_path(detail["order_id"])]
+    order = client.get(f"/orders/{detail['order_id']}").json()
+    assert (order["status"], order["reason"]) == ("failed", "payments unavailable")
 
 
-def test_failed_publish_is_a_503_with_its_cause(client: TestClient, sidecar: FakeSidecar) -> None:
-    sidecar.on(PUBLISH_ORDERS, 500, {"errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE"})
-
-    response = client.post("/orders", json=ORDER)
-
-    assert response.status_code == 503
-    assert response.json()["detail"] == "a Dapr building block is unavailable"
-    assert "ERR_PUBSUB_PUBLISH_MESSAGE" in response.json()["cause"]
-
-
-def test_unknown_sku_is_named_and_nothing_is_called(
+def test_unknown_sku_is_a_422_and_nothing_is_written(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:
-    order = {"customer_id": "c-1", "items": [{"sku": "teapot", "quantity": 1}]}
+    sidecar.on(RESERVE, 422, {"detail": {"unknown_skus": ["teapot"]}})
 
-    response = client.post("/orders", json=order)
+    response = client.post(
+        "/orders", json={"customer_id": "c", "items": [{"sku": "teapot", "quantity": 1}]}
+    )
 
     assert response.status_code == 422
     assert response.json() == {"detail": {"unknown_skus": ["teapot"]}}
-    assert sidecar.calls == []
+    assert paths(sidecar) == [RESERVE]
+    assert sidecar.state == {}
+
+
+def test_same_idempotency_key_gives_back_the_same_order(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    first = client.post("/orders", json=ORDER, headers={"Idempotency-Key": "k-1"})
+    again = client.post("/orders", json=ORDER, headers={"Idempotency-Key": "k-1"})
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert paths(sidecar).count(CHARGE) == 1
+
+
+def test_same_idempotency_key_with_another_request_is_a_422(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    client.post("/orders", json=ORDER, headers={"Idempotency-Key": "k-1"})
+    other = {**ORDER, "customer_id": "c-2"}
+
+    response = client.post("/orders", json=other, headers={"Idempotency-Key": "k-1"})
+
+    assert response.status_code == 422
+    assert response.json() == {"detail": "this Idempotency-Key was used with a different request"}
+    assert paths(sidecar).count(RESERVE) == 1
 
 
 @pytest.mark.parametrize(
@@ -98,19 +168,20 @@ def test_unknown_sku_is_named_and_nothing_is_called(
     [
         ({"customer_id": "c-1", "items": []}, "items"),
         ({"customer_id": "c-1", "items": [{"sku": "grinder", "quantity": 0}]}, "quantity"),
+        ({"customer_id": "c-1", "items": [{"sku": "grinder", "quantity": 101}]}, "quantity"),
         ({"customer_id": "c-1", "items": [{"sku": "grinder", "quantity": "two"}]}, "quantity"),
         ({"customer_id": "c-1", "items": [{"sku": "grinder", "quantity": 1}], "vip": True}, "vip"),
         ({"items": [{"sku": "grinder", "quantity": 1}]}, "customer_id"),
     ],
 )
-def test_bad_input_is_a_422_naming_the_field(
+def test_bad_input_is_a_422_naming_the_field_and_nothing_happens(
     client: TestClient, sidecar: FakeSidecar, body: dict[str, object], field: str
 ) -> None:
     response = client.post("/orders", json=body)
 
     assert response.status_code == 422
     assert [error["loc"][-1] for error in response.json()["detail"]] == [field]
-    assert sidecar.calls == []
+    assert sidecar.app_calls == []
 
 
 def test_malformed_json_is_a_422(client: TestClient, sidecar: FakeSidecar) -> None:
@@ -120,4 +191,20 @@ def test_malformed_json_is_a_422(client: TestClient, sidecar: FakeSidecar) -> No
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
-    assert sidecar.calls == []
+    assert sidecar.app_calls == []
+
+
+def test_a_body_over_the_limit_is_a_413(client: TestClient, sidecar: FakeSidecar) -> None:
+    huge = {"customer_id": "c" * 70_000, "items": [{"sku": "grinder", "quantity": 1}]}
+
+    response = client.post("/orders", json=huge)
+
+    assert response.status_code == 413
+    assert response.json() == {"detail": "request body larger than 65536 bytes"}
+    assert sidecar.app_calls == []
+
+
+def test_unknown_order_is_a_404(client: TestClient) -> None:
+    response = client.get("/orders/no-such-order")
+
+    assert (response.status_code, response.json()) == (404, {"detail": "order not found"})

@@ -1,6 +1,8 @@
 """The pieces every service's ``create_app`` is built from: the FastAPI app with its
 Dapr client in the lifespan and a health route, typed dependencies, and the runner."""
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, cast
@@ -10,9 +12,14 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from orderflow_common import faults
 from orderflow_common.dapr import DaprClient, DaprError
+from orderflow_common.events import SUCCESS, SubscriberReply
+from orderflow_common.limits import BodySizeLimit
 from orderflow_common.logs import configure_logging
 from orderflow_common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 
 def create_service_app(
@@ -28,10 +35,17 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with DaprClient(settings, transport=sidecar) as dapr:
             app.state.dapr = dapr
+            # In the background: the sidecar waits for this app to be healthy first.
+            watcher = asyncio.create_task(faults.watch(dapr, app.state.faults))
+            watcher.add_done_callback(_log_failure)
             yield
+            watcher.cancel()
 
     app = FastAPI(title=name, lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.settings = settings
+    app.state.faults = faults.Faults(name)
+    app.include_router(faults.router)
 
     @app.exception_handler(DaprError)
     async def dapr_failed(_: Request, error: DaprError) -> JSONResponse:
@@ -45,9 +59,20 @@ def create_service_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.post("/events/ignored", include_in_schema=False)
+    async def ignored() -> SubscriberReply:
+        """The default route of every subscription (deploy/dapr/subscriptions.yaml):
+        event types this service does not handle are acknowledged here."""
+        return SUCCESS
+
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("fault flags unavailable", extra={"error": str(task.exception())})
 
 
 def _dapr(request: Request) -> DaprClient:

@@ -1,24 +1,47 @@
-"""The pub/sub contract: event types and their payloads, shared by publishers and
-subscribers so that both sides read one definition."""
+"""The pub/sub contract: the topics, event types and payloads that publishers and
+subscribers share, so both sides read one definition."""
 
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+PUBSUB = "pubsub"
+ORDERS_TOPIC = "orders"
+DEAD_LETTER_TOPIC = "orders-dead-letter"
 
 ORDER_PLACED = "order-placed"
+ORDER_SHIPPED = "order-shipped"
+CUSTOMER_NOTIFIED = "customer-notified"
+ORDER_EVENTS = (ORDER_PLACED, ORDER_SHIPPED, CUSTOMER_NOTIFIED)
 
 
-class OrderPlaced(BaseModel):
+class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    order_id: str
+    order_id: str = Field(min_length=1)
+
+
+class OrderPlaced(Event):
+    """The order is paid and its stock reserved: fulfillment ships it."""
+
     customer_id: str
     amount_cents: PositiveInt
+    items: dict[str, PositiveInt]
+
+
+class OrderShipped(Event):
+    customer_id: str
+    shipment_id: str
+
+
+class CustomerNotified(Event):
+    """The customer was told the order shipped: the order's last step."""
 
 
 class CloudEvent(BaseModel):
     """The CloudEvents 1.0 envelope Dapr delivers; unknown attributes (traceparent,
-    pubsubname, ...) are kept, not rejected. https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-cloudevents/"""
+    pubsubname, ...) are kept, not rejected.
+    https://docs.dapr.io/developing-applications/building-blocks/pubsub/pubsub-cloudevents/"""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -31,7 +54,23 @@ class CloudEvent(BaseModel):
 
 class SubscriberReply(BaseModel):
     """What a subscriber tells its sidecar: SUCCESS acknowledges, RETRY asks for the
-    resiliency policy to redeliver, DROP discards (it counts as dropped in the metrics).
+    resiliency policy to redeliver, DROP discards (counted as dropped in the metrics).
     https://docs.dapr.io/reference/api/pubsub_api/#expected-http-response"""
 
     status: Literal["SUCCESS", "RETRY", "DROP"]
+
+
+E = TypeVar("E", bound=Event)
+
+SUCCESS = SubscriberReply(status="SUCCESS")
+RETRY = SubscriberReply(status="RETRY")
+DROP = SubscriberReply(status="DROP")
+
+
+def payload(event: CloudEvent, model: type[E]) -> E | None:
+    """The event's data as ``model``, or None when it does not fit: redelivering a
+    malformed event cannot fix it, so subscribers DROP those."""
+    try:
+        return model.model_validate(event.data)
+    except ValidationError:
+        return None

@@ -38,6 +38,8 @@ def configure_logging(service: str, level: str) -> None:
                 "uvicorn": {"handlers": [], "propagate": True},
                 "uvicorn.error": {"handlers": [], "propagate": True},
                 "uvicorn.access": {"handlers": [], "propagate": True, "filters": ["probes"]},
+                # One line per call to the sidecar is noise; failures still show.
+                "httpx": {"level": "WARNING"},
             },
         }
     )

@@ -25,6 +25,8 @@ class ServiceSettings(BaseSettings):
     # uvicorn answers 503 past this many concurrent connections: the storefront bulkhead.
     # https://www.uvicorn.org/settings/#resource-limits
     max_concurrency: PositiveInt | None = Field(default=None, validation_alias="MAX_CONCURRENCY")
+    # Larger request bodies get a 413: no API here needs more than a few KiB.
+    max_body_bytes: PositiveInt = Field(default=64 * 1024, validation_alias="MAX_BODY_BYTES")
 
     @property
     def dapr_base_url(self) -> str:

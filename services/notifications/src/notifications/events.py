@@ -1,16 +1,40 @@
-"""The subscriber route for the ``orders`` topic (declared in deploy/dapr/subscriptions.yaml)
-and the read endpoint that shows what was sent."""
+"""The subscriber routes (declared in deploy/dapr/subscriptions.yaml) and the read
+endpoints that show what was sent and what was dead-lettered."""
 
 import logging
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from orderflow_common.events import ORDER_PLACED, CloudEvent, OrderPlaced, SubscriberReply
+from notifications.settings import NotificationsSettings
+from orderflow_common.app import DaprDep
+from orderflow_common.events import (
+    CUSTOMER_NOTIFIED,
+    DROP,
+    ORDER_EVENTS,
+    ORDER_PLACED,
+    ORDER_SHIPPED,
+    ORDERS_TOPIC,
+    PUBSUB,
+    RETRY,
+    SUCCESS,
+    CloudEvent,
+    CustomerNotified,
+    OrderPlaced,
+    OrderShipped,
+    SubscriberReply,
+    payload,
+)
+from orderflow_common.faults import Faults, FaultsDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["notifications"])
+
+MESSAGES = {
+    ORDER_PLACED: "Thanks {customer}, we received order {order}.",
+    ORDER_SHIPPED: "Good news {customer}: order {order} is on its way.",
+}
 
 
 class Notification(BaseModel):
@@ -20,44 +44,148 @@ class Notification(BaseModel):
     message: str
 
 
-class SentLog:
-    """Notifications sent by this process, keyed by the CloudEvent id that caused them."""
+class DeadLetter(BaseModel):
+    event_id: str
+    event_type: str
+    order_id: str
+    attempts: int
+
+
+class Deliveries:
+    """Deliveries of each event to this replica, so a dead letter can say how many
+    attempts it took: what the resiliency demo and tests read."""
 
     def __init__(self) -> None:
-        self.sent: dict[str, Notification] = {}
+        self.by_event: dict[str, int] = {}
+
+    def count(self, event_id: str) -> None:
+        self.by_event[event_id] = self.by_event.get(event_id, 0) + 1
 
 
-def _sent_log(request: Request) -> SentLog:
-    return cast(SentLog, request.app.state.sent_log)
+def _settings(request: Request) -> NotificationsSettings:
+    return cast(NotificationsSettings, request.app.state.settings)
 
 
-SentLogDep = Annotated[SentLog, Depends(_sent_log)]
+def _deliveries(request: Request) -> Deliveries:
+    return cast(Deliveries, request.app.state.deliveries)
 
 
-@router.post("/events/orders")
-async def on_order_event(event: CloudEvent, sent_log: SentLogDep) -> SubscriberReply:
-    if event.id in sent_log.sent:
-        log.info("duplicate delivery ignored", extra={"event_id": event.id})
-        return SubscriberReply(status="SUCCESS")
-    if event.type != ORDER_PLACED:
-        log.warning("unknown event type dropped", extra={"event_type": event.type})
-        return SubscriberReply(status="DROP")
-    try:
-        order = OrderPlaced.model_validate(event.data)
-    except ValidationError:
-        # Redelivering a malformed event cannot fix it.
+SettingsDep = Annotated[NotificationsSettings, Depends(_settings)]
+DeliveriesDep = Annotated[Deliveries, Depends(_deliveries)]
+
+
+def _key(order_id: str, event_type: str) -> str:
+    return f"notification-{order_id}-{event_type}"
+
+
+def _dead_letter_key(order_id: str, event_type: str) -> str:
+    return f"dead-letter-{order_id}-{event_type}"
+
+
+async def _notify(
+    event: CloudEvent,
+    *,
+    model: type[OrderPlaced] | type[OrderShipped],
+    dapr: DaprDep,
+    settings: NotificationsSettings,
+    faults: Faults,
+    deliveries: Deliveries,
+) -> SubscriberReply:
+    deliveries.count(event.id)
+    if faults.is_poison(event.id):
+        log.warning("poison event refused", extra={"event_id": event.id})
+        return RETRY
+    await faults.on_request()
+    order = payload(event, model)
+    if order is None:
         log.warning("malformed event dropped", extra={"event_id": event.id})
-        return SubscriberReply(status="DROP")
-    sent_log.sent[event.id] = Notification(
+        return DROP
+    notification = Notification(
         event_id=event.id,
         event_type=event.type,
         order_id=order.order_id,
-        message=f"Thanks {order.customer_id}, we received order {order.order_id}.",
+        message=MESSAGES[event.type].format(customer=order.customer_id, order=order.order_id),
     )
-    log.info("notification sent", extra={"event_id": event.id, "order_id": order.order_id})
-    return SubscriberReply(status="SUCCESS")
+    # One notification per order and event type: a redelivery (same CloudEvent id) and a
+    # duplicate event (another id) both find it written and send nothing more.
+    key = _key(order.order_id, event.type)
+    if await dapr.save_state(
+        settings.state_store, key, notification.model_dump(), insert_only=True
+    ):
+        log.info("notification sent", extra={"order_id": order.order_id, "type": event.type})
+    if event.type == ORDER_SHIPPED:
+        # Also on a redelivery: the first attempt may have failed right here.
+        await dapr.publish(
+            PUBSUB,
+            ORDERS_TOPIC,
+            CustomerNotified(order_id=order.order_id).model_dump(),
+            event_type=CUSTOMER_NOTIFIED,
+        )
+    return SUCCESS
 
 
-@router.get("/notifications")
-async def list_notifications(sent_log: SentLogDep) -> list[Notification]:
-    return list(sent_log.sent.values())
+@router.post("/events/order-placed")
+async def on_order_placed(
+    event: CloudEvent,
+    dapr: DaprDep,
+    settings: SettingsDep,
+    faults: FaultsDep,
+    deliveries: DeliveriesDep,
+) -> SubscriberReply:
+    return await _notify(
+        event, model=OrderPlaced, dapr=dapr, settings=settings, faults=faults, deliveries=deliveries
+    )
+
+
+@router.post("/events/order-shipped")
+async def on_order_shipped(
+    event: CloudEvent,
+    dapr: DaprDep,
+    settings: SettingsDep,
+    faults: FaultsDep,
+    deliveries: DeliveriesDep,
+) -> SubscriberReply:
+    return await _notify(
+        event,
+        model=OrderShipped,
+        dapr=dapr,
+        settings=settings,
+        faults=faults,
+        deliveries=deliveries,
+    )
+
+
+@router.post("/events/dead-letter")
+async def on_dead_letter(
+    event: CloudEvent, dapr: DaprDep, settings: SettingsDep, deliveries: DeliveriesDep
+) -> SubscriberReply:
+    order_id = str(event.data.get("order_id", "unknown"))
+    dead = DeadLetter(
+        event_id=event.id,
+        event_type=event.type,
+        order_id=order_id,
+        attempts=deliveries.by_event.get(event.id, 0),
+    )
+    await dapr.save_state(
+        settings.state_store, _dead_letter_key(order_id, event.type), dead.model_dump()
+    )
+    log.error("event dead-lettered", extra=dead.model_dump())
+    return SUCCESS
+
+
+@router.get("/notifications/{order_id}")
+async def list_notifications(
+    order_id: str, dapr: DaprDep, settings: SettingsDep
+) -> list[Notification]:
+    keys = [_key(order_id, event_type) for event_type in MESSAGES]
+    found = await dapr.get_bulk_state(settings.state_store, keys)
+    return [Notification.model_validate(found[key]) for key in keys if key in found]
+
+
+@router.get("/dead-letters/{order_id}")
+async def list_dead_letters(
+    order_id: str, dapr: DaprDep, settings: SettingsDep
+) -> list[DeadLetter]:
+    keys = [_dead_letter_key(order_id, event_type) for event_type in ORDER_EVENTS]
+    found = await dapr.get_bulk_state(settings.state_store, keys)
+    return [DeadLetter.model_validate(found[key]) for key in keys if key in found]

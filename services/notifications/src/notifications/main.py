@@ -12,5 +12,5 @@ def create_app(
     settings: NotificationsSettings, sidecar: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     app = create_service_app(NAME, settings, [events.router], sidecar)
-    app.state.sent_log = events.SentLog()
+    app.state.deliveries = events.Deliveries()
     return app

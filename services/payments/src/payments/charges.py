@@ -1,12 +1,27 @@
-"""Charges: take a charge for an order, and list what was charged (for tests and labs)."""
+"""Charges: one per order, whatever the number of attempts.
 
+A declined card is a business answer (402) that no retry changes; our own failure is a
+5xx, which Dapr's resiliency policy retries. A retried charge whose first attempt did
+succeed finds that charge and answers it again, so an order is never charged twice.
+"""
+
+import logging
 import uuid
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from orderflow_common.app import DaprDep
+from orderflow_common.faults import FaultsDep
+from payments.settings import PaymentsSettings
+
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["charges"])
+
+# Test tokens in the manner of card processors: this one is always declined.
+DECLINED_TOKEN = "tok_declined"  # noqa: S105 - a public test token, not a secret
 
 
 class ChargeRequest(BaseModel):
@@ -15,41 +30,83 @@ class ChargeRequest(BaseModel):
     order_id: str = Field(min_length=1, max_length=64)
     customer_id: str = Field(min_length=1, max_length=64)
     amount_cents: PositiveInt
+    payment_token: str = Field(min_length=1, max_length=64)
 
 
 class Charge(BaseModel):
     charge_id: str
     order_id: str
     amount_cents: int
-    status: str
 
 
-class Ledger:
-    """The charges this process has taken, in order."""
+class Attempts:
+    """How many charge attempts reached this process, per order: what a resiliency
+    demo or test counts."""
 
     def __init__(self) -> None:
-        self.charges: list[Charge] = []
+        self.by_order: dict[str, int] = {}
+
+    def count(self, order_id: str) -> int:
+        self.by_order[order_id] = self.by_order.get(order_id, 0) + 1
+        return self.by_order[order_id]
 
 
-def _ledger(request: Request) -> Ledger:
-    return cast(Ledger, request.app.state.ledger)
+def _attempts(request: Request) -> Attempts:
+    return cast(Attempts, request.app.state.attempts)
 
 
-LedgerDep = Annotated[Ledger, Depends(_ledger)]
+def _settings(request: Request) -> PaymentsSettings:
+    return cast(PaymentsSettings, request.app.state.settings)
 
 
-@router.post("/charges", status_code=status.HTTP_201_CREATED)
-async def create_charge(request: ChargeRequest, ledger: LedgerDep) -> Charge:
+AttemptsDep = Annotated[Attempts, Depends(_attempts)]
+SettingsDep = Annotated[PaymentsSettings, Depends(_settings)]
+
+
+def _key(order_id: str) -> str:
+    return f"charge-{order_id}"
+
+
+@router.post(
+    "/charges",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Charge,
+    responses={402: {"description": "the card was declined"}},
+)
+async def create_charge(
+    request: ChargeRequest,
+    dapr: DaprDep,
+    settings: SettingsDep,
+    faults: FaultsDep,
+    attempts: AttemptsDep,
+) -> Charge | JSONResponse:
+    attempt = attempts.count(request.order_id)
+    await faults.on_request(attempt)
+    if request.payment_token == DECLINED_TOKEN:
+        log.info("card declined", extra={"order_id": request.order_id})
+        raise HTTPException(status.HTTP_402_PAYMENT_REQUIRED, "card declined")
     charge = Charge(
-        charge_id=str(uuid.uuid4()),
-        order_id=request.order_id,
-        amount_cents=request.amount_cents,
-        status="approved",
+        charge_id=str(uuid.uuid4()), order_id=request.order_id, amount_cents=request.amount_cents
     )
-    ledger.charges.append(charge)
-    return charge
+    key = _key(request.order_id)
+    if await dapr.save_state(settings.state_store, key, charge.model_dump(), insert_only=True):
+        log.info("charged", extra={"order_id": request.order_id, "attempt": attempt})
+        return charge
+    earlier = await dapr.get_state(settings.state_store, key)
+    if earlier is None:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "charge vanished")
+    return JSONResponse(earlier.value, status_code=status.HTTP_200_OK)
 
 
-@router.get("/charges")
-async def list_charges(ledger: LedgerDep) -> list[Charge]:
-    return ledger.charges
+@router.get("/charges/{order_id}")
+async def get_charge(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Charge:
+    state = await dapr.get_state(settings.state_store, _key(order_id))
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no charge for this order")
+    return Charge.model_validate(state.value)
+
+
+@router.get("/attempts/{order_id}")
+async def get_attempts(order_id: str, attempts: AttemptsDep) -> dict[str, int]:
+    """Charge attempts for this order that reached this replica."""
+    return {"attempts": attempts.by_order.get(order_id, 0)}

@@ -12,5 +12,5 @@ def create_app(
     settings: PaymentsSettings, sidecar: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     app = create_service_app(NAME, settings, [charges.router], sidecar)
-    app.state.ledger = charges.Ledger()
+    app.state.attempts = charges.Attempts()
     return app

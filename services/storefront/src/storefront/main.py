@@ -2,7 +2,7 @@ import httpx
 from fastapi import FastAPI
 
 from orderflow_common.app import create_service_app
-from storefront import orders
+from storefront import faultflags, orders, progress
 from storefront.settings import StorefrontSettings
 
 NAME = "storefront"
@@ -11,4 +11,8 @@ NAME = "storefront"
 def create_app(
     settings: StorefrontSettings, sidecar: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
-    return create_service_app(NAME, settings, [orders.router], sidecar)
+    app = create_service_app(
+        NAME, settings, [orders.router, progress.router, faultflags.router], sidecar
+    )
+    app.add_exception_handler(orders.RefusedError, orders.refused_handler)  # type: ignore[arg-type]
+    return app

@@ -1,3 +1,4 @@
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from orderflow_common.settings import ServiceSettings
@@ -6,6 +7,8 @@ from orderflow_common.settings import ServiceSettings
 class StorefrontSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="STOREFRONT_")
 
+    state_store: str = "orderstore"
+    inventory_app_id: str = "inventory"
     payments_app_id: str = "payments"
-    pubsub_name: str = "pubsub"
-    orders_topic: str = "orders"
+    # Guards the fault-flag routes; when unset they answer 404 (fault injection is off).
+    fault_token: SecretStr | None = None

@@ -1,4 +1,4 @@
-"""What storefront sells and at what price, in cents."""
+"""What orderflow sells and at what price, in cents."""
 
 PRICES_CENTS: dict[str, int] = {
     "espresso-beans": 1450,

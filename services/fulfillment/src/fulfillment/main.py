@@ -1,0 +1,14 @@
+import httpx
+from fastapi import FastAPI
+
+from fulfillment import shipments
+from fulfillment.settings import FulfillmentSettings
+from orderflow_common.app import create_service_app
+
+NAME = "fulfillment"
+
+
+def create_app(
+    settings: FulfillmentSettings, sidecar: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    return create_service_app(NAME, settings, [shipments.router], sidecar)

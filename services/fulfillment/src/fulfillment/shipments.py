@@ -1,0 +1,88 @@
+"""Shipping an order once, however often its event arrives.
+
+Dapr delivers at least once: a redelivery after a crash, or a duplicate, finds the
+shipment already recorded and has no second effect. The shipment and its order-shipped
+event are written in one outbox transaction, so a crash can lose neither alone.
+"""
+
+import asyncio
+import logging
+import uuid
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel
+
+from fulfillment.settings import FulfillmentSettings
+from orderflow_common.app import DaprDep
+from orderflow_common.events import (
+    DROP,
+    ORDER_SHIPPED,
+    RETRY,
+    SUCCESS,
+    CloudEvent,
+    OrderPlaced,
+    OrderShipped,
+    SubscriberReply,
+    payload,
+)
+from orderflow_common.faults import FaultsDep, burn_cpu
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["shipments"])
+
+
+class Shipment(BaseModel):
+    shipment_id: str
+    order_id: str
+    items: dict[str, int]
+
+
+def _settings(request: Request) -> FulfillmentSettings:
+    return cast(FulfillmentSettings, request.app.state.settings)
+
+
+SettingsDep = Annotated[FulfillmentSettings, Depends(_settings)]
+
+
+def _key(order_id: str) -> str:
+    return f"shipment-{order_id}"
+
+
+@router.post("/events/order-placed")
+async def on_order_placed(
+    event: CloudEvent, dapr: DaprDep, settings: SettingsDep, faults: FaultsDep
+) -> SubscriberReply:
+    if faults.is_poison(event.id):
+        log.warning("poison event refused", extra={"event_id": event.id})
+        return RETRY
+    await faults.on_request()
+    order = payload(event, OrderPlaced)
+    if order is None:
+        log.warning("malformed order-placed dropped", extra={"event_id": event.id})
+        return DROP
+    if await dapr.get_state(settings.state_store, _key(order.order_id)) is not None:
+        log.info("already shipped", extra={"order_id": order.order_id})
+        return SUCCESS
+    await asyncio.to_thread(burn_cpu, settings.work_ms)
+    shipment = Shipment(shipment_id=str(uuid.uuid4()), order_id=order.order_id, items=order.items)
+    shipped = OrderShipped(
+        order_id=order.order_id, customer_id=order.customer_id, shipment_id=shipment.shipment_id
+    )
+    await dapr.save_with_event(
+        settings.state_store,
+        _key(order.order_id),
+        shipment.model_dump(),
+        event_type=ORDER_SHIPPED,
+        event=shipped.model_dump(),
+    )
+    log.info("order shipped", extra={"order_id": order.order_id})
+    return SUCCESS
+
+
+@router.get("/shipments/{order_id}")
+async def get_shipment(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Shipment:
+    state = await dapr.get_state(settings.state_store, _key(order_id))
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no shipment for this order")
+    return Shipment.model_validate(state.value)

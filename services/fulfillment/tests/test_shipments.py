@@ -1,0 +1,70 @@
+"""fulfillment: one shipment and one order-shipped per order, whatever the deliveries."""
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fulfillment.main import create_app
+from fulfillment.settings import FulfillmentSettings
+from orderflow_common.testing import FakeSidecar
+
+TRANSACTION = "/v1.0/state/orderstore/transaction"
+PLACED = {"order_id": "o-1", "customer_id": "c-1", "amount_cents": 8900, "items": {"grinder": 1}}
+
+
+def event(event_id: str, data: dict[str, object] = PLACED) -> dict[str, object]:
+    return {
+        "id": event_id,
+        "type": "order-placed",
+        "source": "s",
+        "specversion": "1.0",
+        "data": data,
+    }
+
+
+@pytest.fixture
+def sidecar() -> FakeSidecar:
+    return FakeSidecar()
+
+
+@pytest.fixture
+def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
+    settings = FulfillmentSettings(APP_PORT=8004, work_ms=1)
+    with TestClient(create_app(settings, sidecar.transport())) as test_client:
+        yield test_client
+
+
+def deliver(client: TestClient, body: dict[str, object]) -> str:
+    response = client.post("/events/order-placed", json=body)
+    assert response.status_code == 200
+    return str(response.json()["status"])
+
+
+def test_an_order_ships_once_with_its_event(client: TestClient, sidecar: FakeSidecar) -> None:
+    assert deliver(client, event("e-1")) == "SUCCESS"
+    assert deliver(client, event("e-1")) == "SUCCESS"
+    assert deliver(client, event("e-2")) == "SUCCESS"
+
+    transactions = [call for call in sidecar.app_calls if call.path == TRANSACTION]
+    assert len(transactions) == 1
+    saved, projection = transactions[0].body["operations"]
+    assert saved["request"]["metadata"] == {"type": "order-shipped"}
+    shipment = client.get("/shipments/o-1").json()
+    assert projection["request"]["value"] == {
+        "order_id": "o-1",
+        "customer_id": "c-1",
+        "shipment_id": shipment["shipment_id"],
+    }
+
+
+def test_poison_is_refused_for_redelivery_and_malformed_is_dropped(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    client.app.state.faults.update({"fulfillment.poison_rate": "100"})  # type: ignore[attr-defined]
+    assert deliver(client, event("e-1")) == "RETRY"
+    client.app.state.faults.update({"fulfillment.poison_rate": ""})  # type: ignore[attr-defined]
+    assert deliver(client, event("e-2", {"order_id": "o-2"})) == "DROP"
+
+    assert [call for call in sidecar.app_calls if call.path == TRANSACTION] == []
+    assert client.get("/shipments/o-1").status_code == 404

@@ -1,0 +1,3 @@
+"""inventory: what is in stock, and reservations against it. storefront reserves stock
+for an order before charging it and releases it when the charge fails. Optimistic
+concurrency on one stock document (its ETag) makes sure concurrent orders never oversell."""

@@ -1,0 +1,106 @@
+"""inventory's reservations: never oversell, answer a retried reservation again, release."""
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from inventory.main import create_app
+from inventory.settings import InventorySettings
+from orderflow_common.testing import FakeSidecar
+
+
+@pytest.fixture
+def sidecar() -> FakeSidecar:
+    return FakeSidecar()
+
+
+@pytest.fixture
+def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
+    settings = InventorySettings(APP_PORT=8002, initial_stock=5)
+    with TestClient(create_app(settings, sidecar.transport())) as test_client:
+        yield test_client
+
+
+def reserve(client: TestClient, order_id: str, **items: int) -> tuple[int, dict[str, object]]:
+    body = {"order_id": order_id, "items": [{"sku": s, "quantity": q} for s, q in items.items()]}
+    response = client.post("/reservations", json=body)
+    return response.status_code, response.json()
+
+
+def test_a_reservation_takes_stock_and_prices_the_order(client: TestClient) -> None:
+    status, reservation = reserve(client, "o-1", **{"grinder": 2, "moka-pot": 1})
+
+    assert status == 201
+    assert reservation == {
+        "order_id": "o-1",
+        "items": {"grinder": 2, "moka-pot": 1},
+        "amount_cents": 2 * 8900 + 3200,
+        "released": False,
+    }
+    assert client.get("/stock").json() == {"espresso-beans": 5, "grinder": 3, "moka-pot": 4}
+
+
+def test_not_enough_stock_is_a_200_shortage_naming_the_skus_and_takes_nothing(
+    client: TestClient,
+) -> None:
+    status, body = reserve(client, "o-1", **{"grinder": 6, "moka-pot": 1})
+
+    assert status == 200
+    assert body == {"order_id": "o-1", "reserved": False, "short_skus": ["grinder"]}
+    assert client.get("/stock").json() == {"espresso-beans": 5, "grinder": 5, "moka-pot": 5}
+
+
+def test_a_retried_reservation_is_answered_again_not_taken_twice(client: TestClient) -> None:
+    first = reserve(client, "o-1", grinder=2)
+    again = reserve(client, "o-1", grinder=2)
+
+    assert first == again
+    assert client.get("/stock").json()["grinder"] == 3
+
+
+def test_a_lost_race_reads_again_and_still_never_oversells(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    reserve(client, "o-0", grinder=1)
+    sidecar.races = 3
+
+    status, _ = reserve(client, "o-1", grinder=4)
+
+    assert status == 201
+    assert client.get("/stock").json()["grinder"] == 0
+    assert reserve(client, "o-2", grinder=1)[0] == 200
+
+
+def test_release_gives_the_stock_back_once(client: TestClient) -> None:
+    reserve(client, "o-1", grinder=2)
+
+    first = client.delete("/reservations/o-1")
+    again = client.delete("/reservations/o-1")
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.json()["released"] is True
+    assert client.get("/stock").json()["grinder"] == 5
+    assert client.delete("/reservations/o-404").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"order_id": "o-1", "items": [{"sku": "teapot", "quantity": 1}]}, 422),
+        ({"order_id": "o-1", "items": []}, 422),
+        ({"order_id": "o-1", "items": [{"sku": "grinder", "quantity": 0}]}, 422),
+        ({"items": [{"sku": "grinder", "quantity": 1}]}, 422),
+    ],
+)
+def test_bad_reservations_are_refused_and_nothing_is_written(
+    client: TestClient, sidecar: FakeSidecar, body: dict[str, object], status: int
+) -> None:
+    assert client.post("/reservations", json=body).status_code == status
+    assert sidecar.state == {}
+
+
+def test_stock_can_be_set_for_a_lab(client: TestClient) -> None:
+    assert client.put("/stock/grinder", json={"quantity": 1}).json()["grinder"] == 1
+    assert client.put("/stock/teapot", json={"quantity": 1}).status_code == 404
+    assert client.put("/stock/grinder", json={"quantity": -1}).status_code == 422

@@ -1,0 +1,97 @@
+"""The token-guarded fault-flag routes."""
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from orderflow_common.testing import FakeSidecar
+from storefront.main import create_app
+from storefront.settings import StorefrontSettings
+
+BINDING = "/v1.0/bindings/faultflags"
+TOKEN = {"X-Fault-Token": "s3cret"}
+
+
+@pytest.fixture
+def sidecar() -> FakeSidecar:
+    fake = FakeSidecar()
+    fake.on(BINDING, 204)
+    return fake
+
+
+def client_for(sidecar: FakeSidecar, token: str | None) -> TestClient:
+    secret = SecretStr(token) if token is not None else None
+    settings = StorefrontSettings(APP_PORT=8001, fault_token=secret)
+    return TestClient(create_app(settings, sidecar.transport()))
+
+
+@pytest.fixture
+def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
+    with client_for(sidecar, "s3cret") as test_client:
+        yield test_client
+
+
+def test_setting_flags_writes_each_one_and_deletes_the_defaults(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    response = client.put("/faults/payments", json={"error_rate": 30, "down": True}, headers=TOKEN)
+
+    assert response.status_code == 200
+    writes = {
+        (call.body["operation"], call.body["metadata"]["key"], call.body["data"])
+        for call in sidecar.app_calls
+    }
+    assert writes == {
+        ("create", "payments.error_rate", 30),
+        ("create", "payments.down", True),
+        ("delete", "payments.fail_attempts", None),
+        ("delete", "payments.latency_ms", None),
+        ("delete", "payments.poison_rate", None),
+        ("delete", "payments.cpu_hog_ms", None),
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "detail"),
+    [
+        ({}, 403, "a valid X-Fault-Token header is needed"),
+        ({"X-Fault-Token": "wrong"}, 403, "a valid X-Fault-Token header is needed"),
+    ],
+)
+def test_a_missing_or_wrong_token_is_refused(
+    client: TestClient, sidecar: FakeSidecar, headers: dict[str, str], status: int, detail: str
+) -> None:
+    response = client.put("/faults/payments", json={"error_rate": 30}, headers=headers)
+
+    assert (response.status_code, response.json()) == (status, {"detail": detail})
+    assert sidecar.app_calls == []
+
+
+def test_without_a_configured_token_the_routes_are_off(sidecar: FakeSidecar) -> None:
+    with client_for(sidecar, None) as client:
+        response = client.put("/faults/payments", json={"error_rate": 30}, headers=TOKEN)
+
+    assert (response.status_code, response.json()) == (
+        404,
+        {"detail": "fault injection is disabled"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("service", "body", "status"),
+    [
+        ("billing", {"error_rate": 30}, 404),
+        ("payments", {"error_rate": 101}, 422),
+        ("payments", {"latency_ms": -1}, 422),
+        ("payments", {"explode": True}, 422),
+    ],
+)
+def test_bad_flags_are_refused_and_nothing_is_written(
+    client: TestClient, sidecar: FakeSidecar, service: str, body: dict[str, object], status: int
+) -> None:
+    response = client.put(f"/faults/{service}", json=body, headers=TOKEN)
+
+    assert response.status_code == status
+    assert sidecar.app_calls == []
