@@ -274,11 +274,11 @@ def ensure_kustomize(log: Log) -> Path:
     """The pinned kustomize binary, built from the Go module proxy into the tool cache."""
     root = cache_root()
     cached = root / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
-    if kustomize_version(cached) == f"v{KUSTOMIZE_VERSION}":
+    if reported_version(cached) == f"v{KUSTOMIZE_VERSION}":
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(root / ".lock"):
-        if kustomize_version(cached) == f"v{KUSTOMIZE_VERSION}":
+        if reported_version(cached) == f"v{KUSTOMIZE_VERSION}":
             return cached
         try:
             go_build(
@@ -293,13 +293,14 @@ def ensure_kustomize(log: Log) -> Path:
                 f"kustomize {KUSTOMIZE_VERSION}: Go build failed ({error}); put a kustomize"
                 f" v{KUSTOMIZE_VERSION} binary at {cached} by hand"
             ) from error
-    found = kustomize_version(cached)
+    found = reported_version(cached)
     if found != f"v{KUSTOMIZE_VERSION}":
         raise ToolError(f"kustomize at {cached} reports {found!r}, not v{KUSTOMIZE_VERSION}")
     return cached
 
 
-def kustomize_version(binary: Path) -> str | None:
+def reported_version(binary: Path) -> str | None:
+    """What ``binary version`` prints (kustomize and skaffold both answer this way)."""
     try:
         out = subprocess.run(
             [binary, "version"], capture_output=True, text=True, timeout=10, check=False
@@ -320,3 +321,41 @@ def go_module_dir(module: str, version: str) -> Path:
     if "Error" in download:
         raise ToolError(f"{module}@v{version}: {download['Error'].splitlines()[0]}")
     return Path(download["Dir"])
+
+
+# skaffold checks skaffold.yaml offline (`skaffold diagnose --yaml-only` parses it strictly
+# and applies the profiles). 2.16.1 is the newest release the Go module proxy serves; its
+# newest config schema is skaffold/v4beta13. https://skaffold.dev/docs/install/
+SKAFFOLD_VERSION = "2.16.1"
+
+
+def ensure_skaffold(log: Log) -> Path:
+    """The pinned skaffold binary, built from the Go module proxy into the tool cache (a
+    large build: about ten minutes on two cores the first time)."""
+    root = cache_root()
+    cached = root / f"skaffold-{SKAFFOLD_VERSION}" / "skaffold"
+    if reported_version(cached) == f"v{SKAFFOLD_VERSION}":
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root / ".lock"):
+        if reported_version(cached) == f"v{SKAFFOLD_VERSION}":
+            return cached
+        try:
+            go_build(
+                "github.com/GoogleContainerTools/skaffold/v2",
+                SKAFFOLD_VERSION,
+                "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold",
+                cached,
+                ldflags="-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version"
+                f".version=v{SKAFFOLD_VERSION}",
+                log=log,
+            )
+        except ToolError as error:
+            raise ToolError(
+                f"skaffold {SKAFFOLD_VERSION}: Go build failed ({error}); put a skaffold"
+                f" v{SKAFFOLD_VERSION} binary at {cached} by hand"
+            ) from error
+    found = reported_version(cached)
+    if found != f"v{SKAFFOLD_VERSION}":
+        raise ToolError(f"skaffold at {cached} reports {found!r}, not v{SKAFFOLD_VERSION}")
+    return cached

@@ -1,0 +1,88 @@
+"""Every service image follows the one Dockerfile pattern: pinned bases, the runtime and
+dev targets, a numeric non-root user that the pods' securityContext matches."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from orderflow_devtools.k8s.images import check_dockerfile, stages
+from orderflow_devtools.k8s.render import Manifest
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+
+
+def _dockerfile(service: str) -> str:
+    return (SERVICES / service / "Dockerfile").read_text()
+
+
+def test_every_service_has_a_dockerfile(service_dirs: set[str]) -> None:
+    assert {path.parent.name for path in SERVICES.glob("*/Dockerfile")} == service_dirs
+
+
+def test_every_dockerfile_holds_to_the_rules(service_dirs: set[str]) -> None:
+    problems = {
+        service: check_dockerfile(_dockerfile(service), service) for service in service_dirs
+    }
+
+    assert problems == {service: [] for service in service_dirs}
+
+
+def test_the_dockerfiles_differ_only_in_the_service_name(service_dirs: set[str]) -> None:
+    patterns = {_dockerfile(service).replace(service, "SERVICE") for service in service_dirs}
+
+    assert len(patterns) == 1
+
+
+def test_the_service_pods_run_as_the_image_user(
+    rendered: dict[str, list[Manifest]], service_dirs: set[str]
+) -> None:
+    """runAsNonRoot only holds if the uid the pod runs as is the one the image was built
+    for (the source is owned by it in the dev target)."""
+    for service in service_dirs:
+        runtime = next(s for s in stages(_dockerfile(service)) if s.name == "runtime")
+        user = next(args for name, args in reversed(runtime.instructions) if name == "USER")
+        uid, _, gid = user.partition(":")
+        for objects in rendered.values():
+            deployment = next(
+                o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == service
+            )
+            context = deployment["spec"]["template"]["spec"]["securityContext"]
+            assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
+
+
+GOOD = _dockerfile("storefront")
+_DEV = GOOD.index("FROM deps AS dev")
+_RUNTIME = GOOD.index("FROM ${PYTHON_IMAGE} AS runtime")
+
+BROKEN = {
+    "root user": (GOOD.replace("USER 65532:65532", "USER 0"), "is not a numeric non-root uid"),
+    "user by name": (GOOD.replace("USER 65532:65532", "USER app"), "is not a numeric non-root"),
+    "no user": (GOOD.replace("USER 65532:65532\n", ""), "sets no USER"),
+    "moving base tag": (
+        re.sub(r"python:3\.11\.\d+-slim-trixie", "python:slim", GOOD),
+        "is not pinned to a version",
+    ),
+    "latest tag": (
+        re.sub(r"uv:\d+\.\d+\.\d+", "uv:latest", GOOD),
+        "ghcr.io/astral-sh/uv:latest is not pinned",
+    ),
+    "dev as the last stage": (
+        GOOD[:_DEV] + GOOD[_RUNTIME:] + "\n" + GOOD[_DEV:_RUNTIME],
+        "the last stage (what a plain `docker build` makes) is not runtime",
+    ),
+    "another service's command": (
+        GOOD.replace('CMD ["python", "-m", "storefront"]', 'CMD ["python", "-m", "payments"]'),
+        "stage runtime: CMD does not run python -m storefront",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_the_dockerfile_check_refuses(case: str) -> None:
+    text, expected = BROKEN[case]
+    assert text != GOOD
+
+    problems = check_dockerfile(text, "storefront")
+
+    assert any(expected in problem for problem in problems), problems
