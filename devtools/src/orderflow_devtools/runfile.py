@@ -24,6 +24,7 @@ class _Common(BaseModel):
     app_protocol: Literal["http"] = Field(alias="appProtocol")
     app_health_check_path: str = Field(alias="appHealthCheckPath")
     enable_app_health_check: bool = Field(alias="enableAppHealthCheck")
+    app_health_probe_interval: PositiveInt = Field(default=5, alias="appHealthProbeInterval")
     api_listen_addresses: str = Field(alias="apiListenAddresses")
     log_level: str = Field(alias="logLevel")
     env: dict[str, str] = {}
@@ -71,6 +72,7 @@ class App(BaseModel):
     config_file: Path
     health_check_path: str
     enable_app_health_check: bool
+    health_probe_interval: int
     listen_address: str
     log_level: str
     env: dict[str, str]
@@ -114,6 +116,7 @@ class App(BaseModel):
             f"--config={self.config_file}",
             f"--log-level={self.log_level}",
             f"--app-health-check-path={self.health_check_path}",
+            f"--app-health-probe-interval={self.health_probe_interval}",
         ]
         if self.enable_app_health_check:
             args.append("--enable-app-health-check")
@@ -151,6 +154,7 @@ def load(path: Path) -> list[App]:
             config_file=base / common.config_file_path,
             health_check_path=common.app_health_check_path,
             enable_app_health_check=common.enable_app_health_check,
+            health_probe_interval=common.app_health_probe_interval,
             listen_address=common.api_listen_addresses,
             log_level=common.log_level,
             env={**common.env, **app.env},
