@@ -354,17 +354,19 @@ def local_processes(
 
 
 def _prometheus_config(repo: Path, run_dir: Path, apps: Sequence[App]) -> Path:
-    """Copy the committed Prometheus config beside a target list made from the run file,
-    so that the ports live in one place (dapr.yaml)."""
+    """Copy the committed Prometheus config beside target lists made from the run file,
+    so that the ports live in one place (dapr.yaml): each app, and each app's sidecar."""
     config_dir = run_dir / "prometheus-config"
     shutil.rmtree(config_dir, ignore_errors=True)
     shutil.copytree(repo / "deploy" / "monitoring", config_dir)
-    sidecars = [
-        {
-            "targets": [f"{LOOPBACK}:{app.metrics_port}"],
-            "labels": {"app_id": app.app_id},
-        }
-        for app in apps
-    ]
-    (config_dir / "sidecars.json").write_text(json.dumps(sidecars, indent=2))
+    ports = {
+        "apps.json": {app.app_id: app.app_port for app in apps},
+        "sidecars.json": {app.app_id: app.metrics_port for app in apps},
+    }
+    for file, by_app in ports.items():
+        targets = [
+            {"targets": [f"{LOOPBACK}:{port}"], "labels": {"app_id": app_id}}
+            for app_id, port in by_app.items()
+        ]
+        (config_dir / file).write_text(json.dumps(targets, indent=2))
     return config_dir / "prometheus.yml"

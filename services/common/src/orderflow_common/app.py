@@ -18,6 +18,8 @@ from orderflow_common.events import SUCCESS, SubscriberReply
 from orderflow_common.limits import BodySizeLimit
 from orderflow_common.logs import configure_logging
 from orderflow_common.settings import ServiceSettings
+from orderflow_common.telemetry import Telemetry, instrument
+from orderflow_common.telemetry import configure as configure_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +29,16 @@ def create_service_app(
     settings: ServiceSettings,
     routers: Sequence[APIRouter],
     sidecar: httpx.AsyncBaseTransport | None = None,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """Build a service's app. ``sidecar`` replaces the network transport to the Dapr
-    sidecar; unit tests pass a fake one, everything else leaves it out."""
+    sidecar; unit tests pass a fake one, everything else leaves it out. ``telemetry``
+    replaces the global OpenTelemetry providers (tests of the telemetry itself)."""
+    reporting = telemetry or Telemetry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with DaprClient(settings, transport=sidecar) as dapr:
+        async with DaprClient(settings, transport=sidecar, telemetry=reporting) as dapr:
             app.state.dapr = dapr
             # In the background: the sidecar waits for this app to be healthy first.
             watcher = asyncio.create_task(faults.watch(dapr, app.state.faults))
@@ -43,6 +48,8 @@ def create_service_app(
 
     app = FastAPI(title=name, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # It wraps the whole middleware stack, so a 413 or a 500 is traced and counted too.
+    instrument(app, reporting)
     app.state.settings = settings
     app.state.faults = faults.Faults(name)
     app.include_router(faults.router)
@@ -85,6 +92,7 @@ DaprDep = Annotated[DaprClient, Depends(_dapr)]
 def run(name: str, app: FastAPI, settings: ServiceSettings) -> None:
     """Serve ``app`` with one uvicorn worker: we scale with processes and replicas."""
     configure_logging(name, settings.log_level)
+    configure_telemetry(name)
     uvicorn.run(
         app,
         host=settings.app_host,

@@ -15,8 +15,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from orderflow_common.settings import ServiceSettings
+from orderflow_common.telemetry import Telemetry
 
 JSON = Mapping[str, Any]
 
@@ -39,12 +42,22 @@ class State:
 
 class DaprClient:
     def __init__(
-        self, settings: ServiceSettings, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: ServiceSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=settings.dapr_base_url,
             timeout=settings.dapr_api_timeout_seconds,
             transport=transport,
+        )
+        # A client span per call, and its traceparent on the request: the sidecar makes
+        # its own spans children of it and passes the context on to the callee or topic.
+        # https://docs.dapr.io/operations/observability/tracing/w3c-tracing-overview/
+        reporting = telemetry or Telemetry()
+        HTTPXClientInstrumentor.instrument_client(
+            self._http, reporting.tracer_provider, reporting.meter_provider
         )
 
     async def __aenter__(self) -> Self:
@@ -143,12 +156,16 @@ class DaprClient:
         """Save ``value`` and publish ``event`` in one transaction: the state store's
         outbox publishes the event only once the state is written, and always then.
         The event is a projection (what subscribers get instead of the stored value);
-        the operation's metadata becomes CloudEvent attributes, so ``type`` is set there.
+        the operation's metadata becomes CloudEvent attributes, so ``type`` is set there,
+        and so is ``traceparent``: daprd 1.18 leaves the outbox event's own traceparent
+        empty (pkg/runtime/pubsub/outbox.go), so subscribers would start a new trace.
         https://docs.dapr.io/developing-applications/building-blocks/state-management/howto-outbox/"""
+        metadata = {"type": event_type}
+        TraceContextTextMapPropagator().inject(metadata)  # the current span's traceparent
         operations = [
             {
                 "operation": "upsert",
-                "request": {"key": key, "value": value, "metadata": {"type": event_type}},
+                "request": {"key": key, "value": value, "metadata": metadata},
             },
             {
                 "operation": "upsert",

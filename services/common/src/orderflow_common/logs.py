@@ -1,8 +1,12 @@
 """Structured JSON logs, one object a line, for every service and for uvicorn itself.
-https://nhairs.github.io/python-json-logger/latest/"""
+A line written while a span is active carries its ``trace_id`` and ``span_id``: the
+correlation id that finds the line from a trace in Jaeger, and the trace from the line.
+https://nhairs.github.io/python-json-logger/latest/
+https://opentelemetry.io/docs/specs/otel/compatibility/logging_trace_context/"""
 
 import logging.config
 
+from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 
@@ -13,6 +17,7 @@ def configure_logging(service: str, level: str) -> None:
             "disable_existing_loggers": False,
             "filters": {
                 "service": {"()": _ServiceFilter, "service": service},
+                "trace": {"()": TraceFilter},
                 "probes": {"()": _ProbeFilter},
             },
             "formatters": {
@@ -28,7 +33,7 @@ def configure_logging(service: str, level: str) -> None:
                 "stdout": {
                     "class": "logging.StreamHandler",
                     "formatter": "json",
-                    "filters": ["service"],
+                    "filters": ["service", "trace"],
                     "stream": "ext://sys.stdout",
                 }
             },
@@ -52,6 +57,18 @@ class _ServiceFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
+        return True
+
+
+class TraceFilter(logging.Filter):
+    """Adds the active span's ids, in the hex form Jaeger shows and searches. On the
+    handler, so that every logger's lines get them, uvicorn's access lines included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = trace.format_trace_id(context.trace_id)
+            record.span_id = trace.format_span_id(context.span_id)
         return True
 
 

@@ -7,10 +7,12 @@ event are written in one outbox transaction, so a crash can lose neither alone.
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from opentelemetry import metrics
 from pydantic import BaseModel
 
 from fulfillment.settings import FulfillmentSettings
@@ -27,9 +29,17 @@ from orderflow_common.events import (
     payload,
 )
 from orderflow_common.faults import FaultsDep, burn_cpu
+from orderflow_common.telemetry import SECONDS_BUCKETS
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["shipments"])
+# Exposed as orderflow_fulfillment_work_seconds, with trace-id exemplars.
+WORK_SECONDS = metrics.get_meter("fulfillment").create_histogram(
+    "orderflow.fulfillment.work",
+    "s",
+    "Time spent on the CPU work of shipping one order.",
+    explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+)
 
 
 class Shipment(BaseModel):
@@ -64,7 +74,9 @@ async def on_order_placed(
     if await dapr.get_state(settings.state_store, _key(order.order_id)) is not None:
         log.info("already shipped", extra={"order_id": order.order_id})
         return SUCCESS
+    started = time.perf_counter()
     await asyncio.to_thread(burn_cpu, settings.work_ms)
+    WORK_SECONDS.record(time.perf_counter() - started)
     shipment = Shipment(shipment_id=str(uuid.uuid4()), order_id=order.order_id, items=order.items)
     shipped = OrderShipped(
         order_id=order.order_id, customer_id=order.customer_id, shipment_id=shipment.shipment_id

@@ -2,9 +2,12 @@
 endpoints that show what was sent and what was dead-lettered."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from opentelemetry import metrics
 from pydantic import BaseModel
 
 from notifications.settings import NotificationsSettings
@@ -29,7 +32,29 @@ from orderflow_common.events import (
 from orderflow_common.faults import Faults, FaultsDep
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["notifications"])
+# Exposed as orderflow_notifications_sent_total{event_type} and
+# orderflow_dead_letters_total{event_type}; event types are the few in events.ORDER_EVENTS.
+_meter = metrics.get_meter("notifications")
+NOTIFICATIONS_SENT = _meter.create_counter(
+    "orderflow.notifications.sent", "{notification}", "Notifications sent, by event type."
+)
+DEAD_LETTERS = _meter.create_counter(
+    "orderflow.dead_letters", "{event}", "Events that reached the dead-letter topic, by type."
+)
+
+
+@asynccontextmanager
+async def _count_from_zero(_: FastAPI) -> AsyncIterator[None]:
+    """Every series exists at 0 from the start, so that rate() and increase() count the
+    first one too. https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics"""
+    for event_type in (ORDER_PLACED, ORDER_SHIPPED):
+        NOTIFICATIONS_SENT.add(0, {"event_type": event_type})
+    for event_type in ORDER_EVENTS:
+        DEAD_LETTERS.add(0, {"event_type": event_type})
+    yield
+
+
+router = APIRouter(tags=["notifications"], lifespan=_count_from_zero)
 
 MESSAGES = {
     ORDER_PLACED: "Thanks {customer}, we received order {order}.",
@@ -112,6 +137,7 @@ async def _notify(
     if await dapr.save_state(
         settings.state_store, key, notification.model_dump(), insert_only=True
     ):
+        NOTIFICATIONS_SENT.add(1, {"event_type": event.type})
         log.info("notification sent", extra={"order_id": order.order_id, "type": event.type})
     if event.type == ORDER_SHIPPED:
         # Also on a redelivery: the first attempt may have failed right here.
@@ -169,6 +195,9 @@ async def on_dead_letter(
     await dapr.save_state(
         settings.state_store, _dead_letter_key(order_id, event.type), dead.model_dump()
     )
+    # Only our own event types count by name: anything else on the topic is "other".
+    event_type = event.type if event.type in ORDER_EVENTS else "other"
+    DEAD_LETTERS.add(1, {"event_type": event_type})
     log.error("event dead-lettered", extra=dead.model_dump())
     return SUCCESS
 

@@ -7,10 +7,13 @@ succeed finds that charge and answers it again, so an order is never charged twi
 
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
+from opentelemetry import metrics
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from orderflow_common.app import DaprDep
@@ -18,7 +21,26 @@ from orderflow_common.faults import FaultsDep
 from payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["charges"])
+# Exposed as orderflow_payments_declined_total and orderflow_payments_failed_total.
+_meter = metrics.get_meter("payments")
+PAYMENTS_DECLINED = _meter.create_counter(
+    "orderflow.payments.declined", "{charge}", "Charges declined: a business answer (402)."
+)
+PAYMENTS_FAILED = _meter.create_counter(
+    "orderflow.payments.failed", "{charge}", "Charge attempts that failed on our side (5xx)."
+)
+
+
+@asynccontextmanager
+async def _count_from_zero(_: FastAPI) -> AsyncIterator[None]:
+    """Every series exists at 0 from the start, so that rate() and increase() count the
+    first one too. https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics"""
+    PAYMENTS_DECLINED.add(0)
+    PAYMENTS_FAILED.add(0)
+    yield
+
+
+router = APIRouter(tags=["charges"], lifespan=_count_from_zero)
 
 # Test tokens in the manner of card processors: this one is always declined.
 DECLINED_TOKEN = "tok_declined"  # noqa: S105 - a public test token, not a secret
@@ -81,8 +103,14 @@ async def create_charge(
     attempts: AttemptsDep,
 ) -> Charge | JSONResponse:
     attempt = attempts.count(request.order_id)
-    await faults.on_request(attempt)
+    try:
+        await faults.on_request(attempt)
+    except HTTPException as error:
+        if error.status_code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
+            PAYMENTS_FAILED.add(1)
+        raise
     if request.payment_token == DECLINED_TOKEN:
+        PAYMENTS_DECLINED.add(1)
         log.info("card declined", extra={"order_id": request.order_id})
         raise HTTPException(status.HTTP_402_PAYMENT_REQUIRED, "card declined")
     charge = Charge(
@@ -94,6 +122,7 @@ async def create_charge(
         return charge
     earlier = await dapr.get_state(settings.state_store, key)
     if earlier is None:
+        PAYMENTS_FAILED.add(1)
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "charge vanished")
     return JSONResponse(earlier.value, status_code=status.HTTP_200_OK)
 

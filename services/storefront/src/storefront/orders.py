@@ -9,11 +9,14 @@ failure of ours after Dapr's retries and breakers (503) is recorded on the order
 import hashlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
 import httpx
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
+from opentelemetry import metrics
 from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow_common.app import DaprDep
@@ -23,7 +26,35 @@ from storefront.model import Order, Step, order_key
 from storefront.settings import StorefrontSettings
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["orders"])
+# Business metrics, exposed as orderflow_orders_placed_total and
+# orderflow_orders_failed_total{reason} (orderflow_common.telemetry).
+_meter = metrics.get_meter("storefront")
+ORDERS_PLACED = _meter.create_counter(
+    "orderflow.orders.placed", "{order}", "Orders paid and announced on the orders topic."
+)
+ORDERS_FAILED = _meter.create_counter(
+    "orderflow.orders.failed", "{order}", "Orders that ended failed, by reason."
+)
+# The reasons an order fails for (the RefusedErrors below): the label's only values.
+FAILURE_REASONS = (
+    "out of stock",
+    "inventory unavailable",
+    "payment declined",
+    "payments unavailable",
+)
+
+
+@asynccontextmanager
+async def _count_from_zero(_: FastAPI) -> AsyncIterator[None]:
+    """Every series exists at 0 from the start, so that rate() and increase() count the
+    first one too. https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics"""
+    ORDERS_PLACED.add(0)
+    for reason in FAILURE_REASONS:
+        ORDERS_FAILED.add(0, {"reason": reason})
+    yield
+
+
+router = APIRouter(tags=["orders"], lifespan=_count_from_zero)
 
 
 def _settings(request: Request) -> StorefrontSettings:
@@ -141,6 +172,7 @@ async def place_order(
         event_type=ORDER_PLACED,
         event=event.model_dump(),
     )
+    ORDERS_PLACED.add(1)
     log.info("order paid", extra={"order_id": order.order_id})
     return order
 
@@ -249,6 +281,8 @@ async def _fail(
     await dapr.save_state(
         settings.state_store, order_key(order.order_id), order.model_dump(mode="json")
     )
+    # A handful of fixed reasons (out of stock, payment declined, ... unavailable).
+    ORDERS_FAILED.add(1, {"reason": refused.reason})
     log.info("order failed", extra={"order_id": order.order_id, "reason": refused.reason})
 
 
