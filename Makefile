@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 ORDERFLOW := $(UV) run --frozen orderflow
 
 .DEFAULT_GOAL := help
-.PHONY: help uv sync tools up down fault fault-clear cluster test lint format unit integration clean
+.PHONY: help uv sync tools up down fault fault-clear load bench status dashboards cluster test lint format unit integration clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,19 @@ fault: sync ## set fault flags, e.g. make fault SERVICE=payments FLAGS="error_ra
 
 fault-clear: sync ## turn a service's fault flags off, e.g. make fault-clear SERVICE=payments
 	@$(ORDERFLOW) fault clear $(SERVICE)
+
+load: sync ## one Locust scenario against a running stack, e.g. make load SCENARIO=chaos (docs/load.md)
+	@$(UV) run --frozen orderflow-load $(SCENARIO)
+
+bench: tools ## the benchmarks (~4 min): starts its own stacks; writes .run/bench/ (docs/load.md)
+	@$(ORDERFLOW) bench
+
+status: sync ## where monitoring, Dapr observability, resiliency and HPAs stand, from live signals
+	@$(ORDERFLOW) status
+
+dashboards: sync ## regenerate the dashboards JSON and the Kubernetes PrometheusRule from their sources
+	$(UV) run --frozen orderflow-dashboards
+	$(UV) run --frozen python -m orderflow_devtools.k8s.prometheusrule
 
 cluster: ## create the local kind cluster for `skaffold dev` (docs/kubernetes.md)
 	kind create cluster --config deploy/kind/cluster.yaml

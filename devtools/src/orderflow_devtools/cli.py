@@ -6,11 +6,15 @@
     orderflow fault show SERVICE          a service's fault flags (docs/faults.md)
     orderflow fault set SERVICE FLAG=V..  replace them; flags left out go back to off
     orderflow fault clear SERVICE         turn them all off
+    orderflow status                      each entity of the spec in its state, from live signals
+    orderflow bench [--quick]             the benchmarks; writes .run/bench/bench.{json,md}
+    orderflow bench --compare FILE        compare a bench.json with the committed baseline
 
 Every failure ends with a one-line cause on stderr and a non-zero exit.
 """
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -20,7 +24,7 @@ from types import FrameType
 
 import httpx
 
-from orderflow_devtools import resources, runfile
+from orderflow_devtools import bench, resources, runfile, status
 from orderflow_devtools.stack import (
     JAEGER_QUERY_PORT,
     LOOPBACK,
@@ -35,7 +39,7 @@ EXIT_USAGE = 2
 PID_FILE = "orderflow.pid"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     parser = argparse.ArgumentParser(prog="orderflow", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--run-file", type=Path, default=Path("dapr.yaml"), help="the multi-app run file"
@@ -53,12 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     fault.add_argument("action", choices=["show", "set", "clear"])
     fault.add_argument("service", help="storefront, inventory, payments, fulfillment, ...")
     fault.add_argument("flags", nargs="*", metavar="FLAG=VALUE", help="e.g. error_rate=30")
+    bench_command = commands.add_parser("bench", help="the benchmarks (docs/load.md)")
+    bench_command.add_argument("--out", type=Path, default=Path(".run/bench"))
+    bench_command.add_argument("--baseline", type=Path, default=bench.BASELINE)
+    bench_command.add_argument("--quick", action="store_true", help="short runs, for a try")
+    bench_command.add_argument(
+        "--compare", type=Path, metavar="RESULTS", help="compare this bench.json, run nothing"
+    )
+    status_command = commands.add_parser("status", help="where each entity of the spec stands")
+    status_command.add_argument("--prometheus", default=f"http://{LOOPBACK}:{PROMETHEUS_PORT}")
+    status_command.add_argument("--jaeger", default=f"http://{LOOPBACK}:{JAEGER_QUERY_PORT}")
     args = parser.parse_args(argv)
     try:
         if args.command == "down":
             return _down(args.run_dir / PID_FILE)
         if args.command == "fault":
             return _fault(args.run_file, args.action, args.service, args.flags)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "status":
+            return _status(args.run_file, args.prometheus, args.jaeger)
         tools = ensure_all(_note)
         if args.command == "tools":
             for name, path in vars(tools).items():
@@ -103,6 +121,42 @@ def _fault(run_file: Path, action: str, service: str, assignments: list[str]) ->
         return EXIT_USAGE
     for name, value in response.json().items():
         print(f"{name:<12} {value}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Run every benchmark; write bench.json and bench.md; compare with the baseline."""
+    out: Path = args.out
+    baseline: Path = args.baseline
+    if args.compare:
+        return _bench_compare(args.compare, baseline)
+    plan = bench.QUICK if args.quick else bench.Plan()
+    started = time.monotonic()
+    results = bench.run_all(ensure_all(_note), args.run_file.resolve(), out, plan, _note)
+    (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    report = bench.markdown(results)
+    if baseline.exists():
+        report += "\n" + bench.compare(results, json.loads(baseline.read_text()))
+    (out / "bench.md").write_text(report)
+    print(report)
+    _note(f"{time.monotonic() - started:.0f}s; wrote {out / 'bench.json'} and {out / 'bench.md'}")
+    return 0
+
+
+def _bench_compare(results: Path, baseline: Path) -> int:
+    try:
+        new, old = (json.loads(path.read_text()) for path in (results, baseline))
+    except (OSError, ValueError) as error:
+        _note(f"cannot read bench results: {error}")
+        return EXIT_USAGE
+    print(bench.compare(new, old))
+    return 0
+
+
+def _status(run_file: Path, prometheus: str, jaeger: str) -> int:
+    with httpx.Client(timeout=10) as http:
+        live = status.Status(run_file, prometheus, jaeger, http)
+        print(status.render(live.placements()))
     return 0
 
 
