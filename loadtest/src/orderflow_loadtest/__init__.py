@@ -1,0 +1,1 @@
+"""orderflow's Locust scenarios (docs/load.md)."""
