@@ -5,7 +5,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, cast
+from typing import Annotated
 
 import httpx
 import uvicorn
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from orderflow_common import faults
 from orderflow_common.dapr import DaprClient, DaprError
+from orderflow_common.deps import from_state
 from orderflow_common.events import SUCCESS, SubscriberReply
 from orderflow_common.limits import BodySizeLimit
 from orderflow_common.logs import configure_logging
@@ -82,11 +83,7 @@ def _log_failure(task: "asyncio.Task[None]") -> None:
         log.error("fault flags unavailable", extra={"error": str(task.exception())})
 
 
-def _dapr(request: Request) -> DaprClient:
-    return cast(DaprClient, request.app.state.dapr)
-
-
-DaprDep = Annotated[DaprClient, Depends(_dapr)]
+DaprDep = Annotated[DaprClient, Depends(from_state("dapr", DaprClient))]
 
 
 def run(name: str, app: FastAPI, settings: ServiceSettings) -> None:

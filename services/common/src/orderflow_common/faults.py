@@ -12,12 +12,13 @@ import hashlib
 import logging
 import random
 import time
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orderflow_common.dapr import DaprClient
+from orderflow_common.deps import from_state
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,7 @@ class _ConfigurationUpdate(BaseModel):
 router = APIRouter(tags=["faults"], include_in_schema=False)
 
 
-def _faults(request: Request) -> Faults:
-    return cast(Faults, request.app.state.faults)
-
-
-FaultsDep = Annotated[Faults, Depends(_faults)]
+FaultsDep = Annotated[Faults, Depends(from_state("faults", Faults))]
 
 
 @router.get("/faults", include_in_schema=True)

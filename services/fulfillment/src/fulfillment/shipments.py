@@ -9,14 +9,15 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from opentelemetry import metrics
 from pydantic import BaseModel
 
 from fulfillment.settings import FulfillmentSettings
 from orderflow_common.app import DaprDep
+from orderflow_common.deps import from_state
 from orderflow_common.events import (
     DROP,
     ORDER_SHIPPED,
@@ -48,11 +49,7 @@ class Shipment(BaseModel):
     items: dict[str, int]
 
 
-def _settings(request: Request) -> FulfillmentSettings:
-    return cast(FulfillmentSettings, request.app.state.settings)
-
-
-SettingsDep = Annotated[FulfillmentSettings, Depends(_settings)]
+SettingsDep = Annotated[FulfillmentSettings, Depends(from_state("settings", FulfillmentSettings))]
 
 
 def _key(order_id: str) -> str:

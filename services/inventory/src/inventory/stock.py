@@ -10,9 +10,9 @@ https://docs.dapr.io/developing-applications/building-blocks/state-management/st
 """
 
 import logging
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,7 @@ from inventory.catalog import PRICES_CENTS
 from inventory.settings import InventorySettings
 from orderflow_common.app import DaprDep
 from orderflow_common.dapr import DaprClient
+from orderflow_common.deps import from_state
 from orderflow_common.faults import FaultsDep
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,7 @@ class _Document(BaseModel):
     recent: dict[str, Reservation] = {}
 
 
-def _settings(request: Request) -> InventorySettings:
-    return cast(InventorySettings, request.app.state.settings)
-
-
-SettingsDep = Annotated[InventorySettings, Depends(_settings)]
+SettingsDep = Annotated[InventorySettings, Depends(from_state("settings", InventorySettings))]
 
 
 async def _read(dapr: DaprClient, settings: InventorySettings) -> tuple[_Document, str | None]:

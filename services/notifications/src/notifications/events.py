@@ -4,14 +4,15 @@ endpoints that show what was sent and what was dead-lettered."""
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from opentelemetry import metrics
 from pydantic import BaseModel
 
 from notifications.settings import NotificationsSettings
 from orderflow_common.app import DaprDep
+from orderflow_common.deps import from_state
 from orderflow_common.events import (
     CUSTOMER_NOTIFIED,
     DROP,
@@ -87,16 +88,10 @@ class Deliveries:
         self.by_event[event_id] = self.by_event.get(event_id, 0) + 1
 
 
-def _settings(request: Request) -> NotificationsSettings:
-    return cast(NotificationsSettings, request.app.state.settings)
-
-
-def _deliveries(request: Request) -> Deliveries:
-    return cast(Deliveries, request.app.state.deliveries)
-
-
-SettingsDep = Annotated[NotificationsSettings, Depends(_settings)]
-DeliveriesDep = Annotated[Deliveries, Depends(_deliveries)]
+SettingsDep = Annotated[
+    NotificationsSettings, Depends(from_state("settings", NotificationsSettings))
+]
+DeliveriesDep = Annotated[Deliveries, Depends(from_state("deliveries", Deliveries))]
 
 
 def _key(order_id: str, event_type: str) -> str:

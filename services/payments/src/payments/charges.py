@@ -9,14 +9,15 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 from opentelemetry import metrics
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from orderflow_common.app import DaprDep
+from orderflow_common.deps import from_state
 from orderflow_common.faults import FaultsDep
 from payments.settings import PaymentsSettings
 
@@ -73,16 +74,8 @@ class Attempts:
         return self.by_order[order_id]
 
 
-def _attempts(request: Request) -> Attempts:
-    return cast(Attempts, request.app.state.attempts)
-
-
-def _settings(request: Request) -> PaymentsSettings:
-    return cast(PaymentsSettings, request.app.state.settings)
-
-
-AttemptsDep = Annotated[Attempts, Depends(_attempts)]
-SettingsDep = Annotated[PaymentsSettings, Depends(_settings)]
+AttemptsDep = Annotated[Attempts, Depends(from_state("attempts", Attempts))]
+SettingsDep = Annotated[PaymentsSettings, Depends(from_state("settings", PaymentsSettings))]
 
 
 def _key(order_id: str) -> str:

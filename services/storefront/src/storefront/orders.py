@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow_common.app import DaprDep
 from orderflow_common.dapr import DaprClient
+from orderflow_common.deps import from_state
 from orderflow_common.events import ORDER_PLACED, OrderPlaced
 from storefront.model import Order, Step, order_key
 from storefront.settings import StorefrontSettings
@@ -57,11 +58,7 @@ async def _count_from_zero(_: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["orders"], lifespan=_count_from_zero)
 
 
-def _settings(request: Request) -> StorefrontSettings:
-    return cast(StorefrontSettings, request.app.state.settings)
-
-
-SettingsDep = Annotated[StorefrontSettings, Depends(_settings)]
+SettingsDep = Annotated[StorefrontSettings, Depends(from_state("settings", StorefrontSettings))]
 IdempotencyKey = Annotated[
     str | None,
     Header(
