@@ -63,6 +63,17 @@ class Shop:
             timeout,
         )
 
+    def wait_for_history(self, order_id: str, steps: list[str], timeout: float = 30.0) -> Json:
+        """Until the order's history holds exactly ``steps``. Its status can read notified
+        a moment before the shipped step lands: customer-notified can overtake an
+        order-shipped whose write lost a race and is redelivered half a second later."""
+
+        def reached() -> Json:
+            order = self.order(order_id)
+            return order if [s["status"] for s in order["history"]] == steps else {}
+
+        return eventually(reached, f"order {order_id} to go {' -> '.join(steps)}", timeout)
+
     # What each service recorded
 
     def charge_attempts(self, order_id: str) -> int:

@@ -65,7 +65,7 @@ def test_duplicates_and_late_arrivals_change_nothing_twice(
     deliver(client, event("e-1", "order-shipped"), "order-shipped")
     deliver(client, event("e-3", "order-shipped"), "order-shipped")
 
-    assert statuses(sidecar) == ["placed", "paid", "notified", "shipped"]
+    assert statuses(sidecar) == ["placed", "paid", "shipped", "notified"]
     assert sidecar.value("orderstore", "order-o-1")["status"] == "notified"
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 Status = Literal["placed", "paid", "shipped", "notified", "failed"]
 PROGRESS: tuple[Status, ...] = ("placed", "paid", "shipped", "notified")
+_RANK: dict[Status, int] = {status: rank for rank, status in enumerate((*PROGRESS, "failed"))}
 
 
 class Step(BaseModel):
@@ -31,6 +32,10 @@ class Order(BaseModel):
         if any(step.status == status for step in self.history):
             return False
         self.history.append(Step(status=status, reason=reason))
+        # Shipped and notified can arrive in either order (a write that lost a race is
+        # redelivered later); the history reads in the order of the flow, each step
+        # with the time it was recorded.
+        self.history.sort(key=lambda step: _RANK[step.status])
         if status == "failed":
             self.status, self.reason = "failed", reason
         elif self.status != "failed":
