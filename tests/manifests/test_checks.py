@@ -14,7 +14,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMBINATIONS = combinations(DEPLOY)
 # The dev overlay, and the chaos overlay built on it, keep the services' root filesystems
 # writable for skaffold's file sync.
-WRITABLE = {"overlays/dev", "overlays/chaos"}
+WRITABLE = {"overlays/dev", "overlays/chaos", "overlays/load"}
 
 
 @pytest.mark.parametrize("combination", COMBINATIONS)

@@ -86,3 +86,17 @@ def test_the_dockerfile_check_refuses(case: str) -> None:
     problems = check_dockerfile(text, "storefront")
 
     assert any(expected in problem for problem in problems), problems
+
+
+def test_the_locust_image_runs_as_its_pods_user(rendered: dict[str, list[Manifest]]) -> None:
+    text = (SERVICES.parent / "loadtest" / "Dockerfile").read_text()
+    runtime = stages(text)[-1]
+    pods = [
+        obj["spec"]["template"]["spec"]["securityContext"]
+        for obj in rendered["overlays/load"]
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"].startswith("locust-")
+    ]
+
+    assert runtime.name == "runtime"
+    assert ("USER", "65532:65532") in runtime.instructions
+    assert [(p["runAsUser"], p["runAsGroup"]) for p in pods] == [(65532, 65532)] * 2

@@ -67,12 +67,26 @@ def call_graph(services: set[str]) -> set[Edge]:
     return edges
 
 
+# With the Locust component: workers drive storefront and inventory (the shopper browses
+# stock) and report to the master; every Locust pod resolves names.
+LOCUST = {
+    Edge("locust-worker", "locust-master", "TCP", 5557),
+    Edge("locust-worker", "storefront", "TCP", APP_PORTS["storefront"]),
+    Edge("locust-worker", "inventory", "TCP", APP_PORTS["inventory"]),
+} | {
+    Edge(pod, "kube-dns", protocol, 53)
+    for pod in ("locust-master", "locust-worker")
+    for protocol in ("UDP", "TCP")
+}
+WITH_LOCUST = {"base+locust", "overlays/load"}
+
+
 @pytest.mark.parametrize("combination", combinations(DEPLOY))
 def test_policies_allow_exactly_the_call_graph(
     combination: str, rendered: dict[str, list[Manifest]], service_dirs: set[str]
 ) -> None:
     allowed = allowed_edges(rendered[combination], PEERS)
-    expected = call_graph(service_dirs)
+    expected = call_graph(service_dirs) | (LOCUST if combination in WITH_LOCUST else set())
 
     assert sorted(map(str, allowed - expected)) == []
     assert sorted(map(str, expected - allowed)) == []

@@ -44,7 +44,12 @@ def test_skaffold_yaml_matches_the_repository(
 def test_skaffold_builds_every_image_the_manifests_run(
     configs: list[Config], rendered: dict[str, list[Manifest]]
 ) -> None:
-    built = {artifact["image"] for artifact in configs[1]["build"]["artifacts"]}
+    built = {artifact["image"] for artifact in configs[1]["build"]["artifacts"]} | {
+        patch["value"]["image"]
+        for profile in configs[1].get("profiles", [])
+        for patch in profile.get("patches", [])
+        if patch["path"] == "/build/artifacts/-"
+    }
     ours = {
         container["image"]
         for objects in rendered.values()
@@ -110,6 +115,20 @@ def test_skaffold_applies_the_profiles(
     assert releases == ["dapr", "kube-prometheus-stack"] + (
         ["metrics-server"] if metrics_server else []
     )
+
+
+def test_the_load_profile_adds_locust(skaffold_binary: Path, tmp_path: Path) -> None:
+    _, app = skaffold.effective_configs(
+        skaffold_binary, REPO / "skaffold.yaml", tmp_path, ("dev", "load"), "kind-orderflow"
+    )
+
+    assert app["manifests"]["kustomize"]["paths"] == [str(REPO / "deploy/overlays/load")]
+    built = {a["image"]: a["docker"]["target"] for a in app["build"]["artifacts"]}
+    assert built.pop("orderflow/loadtest") == "runtime"
+    assert set(built.values()) == {"dev"}
+    assert (REPO / "loadtest/Dockerfile").is_file()
+    forwarded = {(f["resourceName"], f["localPort"]) for f in app["portForward"]}
+    assert ("locust", 8089) in forwarded
 
 
 SKAFFOLD_BROKEN = {
