@@ -196,9 +196,9 @@ REPO_BROKEN: dict[str, tuple[Callable[[list[Config]], object], str]] = {
         lambda c: _artifact(c)["docker"].update(target="debug"),
         "build: orderflow/storefront: no stage debug to build",
     ),
-    "another service's Dockerfile": (
-        lambda c: _artifact(c)["docker"].update(dockerfile="services/payments/Dockerfile"),
-        "build: orderflow/storefront: not built from services/storefront/Dockerfile",
+    "another service's build arg": (
+        lambda c: _artifact(c)["docker"].update(buildArgs={"SERVICE": "payments"}),
+        "build: orderflow/storefront: not built from services/Dockerfile with SERVICE=storefront",
     ),
     "sync of files that do not exist": (
         lambda c: c[1]["profiles"][0]["build"]["artifacts"][0]["sync"]["manual"][0].update(

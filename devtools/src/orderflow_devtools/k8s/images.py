@@ -53,7 +53,7 @@ def stages(text: str) -> list[Stage]:
     return found
 
 
-def check_dockerfile(text: str, service: str) -> list[str]:
+def check_dockerfile(text: str) -> list[str]:
     found = stages(text)
     by_name = {stage.name: stage for stage in found}
     problems = [
@@ -74,8 +74,10 @@ def check_dockerfile(text: str, service: str) -> list[str]:
         elif not re.fullmatch(r"[1-9]\d*(:\d+)?", user):
             problems.append(f"stage {target}: USER {user} is not a numeric non-root uid")
         command = _last(by_name[target], "CMD") or ""
-        if f"python -m {service}" not in command.replace('", "', " "):
-            problems.append(f"stage {target}: CMD does not run python -m {service}")
+        if "python -m" not in command or "$APP_MODULE" not in command:
+            problems.append(f"stage {target}: CMD does not run python -m $APP_MODULE")
+        if "APP_MODULE=${SERVICE}" not in (_last(by_name[target], "ENV") or ""):
+            problems.append(f"stage {target}: APP_MODULE is not set from the SERVICE build arg")
     return problems
 
 

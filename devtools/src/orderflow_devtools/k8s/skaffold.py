@@ -104,9 +104,9 @@ def schema_problems(configs: list[dict[str, Any]], schema: dict[str, Any]) -> li
 
 def check_config(configs: list[dict[str, Any]], repo: Path, service_dirs: set[str]) -> list[str]:
     """The app module builds one image per service directory (in every build section),
-    from that service's Dockerfile and an existing target, syncs only files that exist,
-    renders directories that exist, and requires the infra module, whose Dapr release is
-    the pinned runtime with capabilities dropped from the sidecar."""
+    from services/Dockerfile with that service as SERVICE and an existing target, syncs
+    only files that exist, renders directories that exist, and requires the infra module,
+    whose Dapr release is the pinned runtime with capabilities dropped from the sidecar."""
     by_name = {config["metadata"]["name"]: config for config in configs}
     problems = []
     app, infra = by_name.get("app"), by_name.get("infra")
@@ -148,8 +148,11 @@ def _build_problems(build: dict[str, Any], repo: Path, service_dirs: set[str]) -
         service = artifact["image"].removeprefix("orderflow/")
         docker = artifact.get("docker", {})
         dockerfile = repo / artifact.get("context", ".") / docker.get("dockerfile", "Dockerfile")
-        if dockerfile != repo / "services" / service / "Dockerfile" or not dockerfile.is_file():
-            problems.append(f"{artifact['image']}: not built from services/{service}/Dockerfile")
+        built_as = docker.get("buildArgs", {}).get("SERVICE")
+        if dockerfile != repo / "services" / "Dockerfile" or built_as != service:
+            problems.append(
+                f"{artifact['image']}: not built from services/Dockerfile with SERVICE={service}"
+            )
             continue
         if docker.get("target") not in {stage.name for stage in stages(dockerfile.read_text())}:
             problems.append(f"{artifact['image']}: no stage {docker.get('target')} to build")
