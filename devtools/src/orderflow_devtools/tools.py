@@ -272,30 +272,33 @@ KUSTOMIZE_VERSION = "5.7.1"
 
 def ensure_kustomize(log: Log) -> Path:
     """The pinned kustomize binary, built from the Go module proxy into the tool cache."""
+    module = "sigs.k8s.io/kustomize/kustomize/v5"
+    return _ensure_go_tool("kustomize", KUSTOMIZE_VERSION, module, module, log=log)
+
+
+def _ensure_go_tool(
+    name: str, version: str, module: str, package: str, *, log: Log, ldflags: str = ""
+) -> Path:
+    """A tool that answers ``<tool> version`` with ``v<version>``: the cached build, or a
+    build from the Go module proxy, under the cache lock (test sessions may ask at once)."""
     root = cache_root()
-    cached = root / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
-    if reported_version(cached) == f"v{KUSTOMIZE_VERSION}":
+    cached = root / f"{name}-{version}" / name
+    if reported_version(cached) == f"v{version}":
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(root / ".lock"):
-        if reported_version(cached) == f"v{KUSTOMIZE_VERSION}":
+        if reported_version(cached) == f"v{version}":
             return cached
         try:
-            go_build(
-                "sigs.k8s.io/kustomize/kustomize/v5",
-                KUSTOMIZE_VERSION,
-                "sigs.k8s.io/kustomize/kustomize/v5",
-                cached,
-                log=log,
-            )
+            go_build(module, version, package, cached, log=log, ldflags=ldflags)
         except ToolError as error:
             raise ToolError(
-                f"kustomize {KUSTOMIZE_VERSION}: Go build failed ({error}); put a kustomize"
-                f" v{KUSTOMIZE_VERSION} binary at {cached} by hand"
+                f"{name} {version}: Go build failed ({error}); put a {name} v{version} binary"
+                f" at {cached} by hand"
             ) from error
     found = reported_version(cached)
-    if found != f"v{KUSTOMIZE_VERSION}":
-        raise ToolError(f"kustomize at {cached} reports {found!r}, not v{KUSTOMIZE_VERSION}")
+    if found != f"v{version}":
+        raise ToolError(f"{name} at {cached} reports {found!r}, not v{version}")
     return cached
 
 
@@ -332,30 +335,12 @@ SKAFFOLD_VERSION = "2.16.1"
 def ensure_skaffold(log: Log) -> Path:
     """The pinned skaffold binary, built from the Go module proxy into the tool cache (a
     large build: about ten minutes on two cores the first time)."""
-    root = cache_root()
-    cached = root / f"skaffold-{SKAFFOLD_VERSION}" / "skaffold"
-    if reported_version(cached) == f"v{SKAFFOLD_VERSION}":
-        return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root / ".lock"):
-        if reported_version(cached) == f"v{SKAFFOLD_VERSION}":
-            return cached
-        try:
-            go_build(
-                "github.com/GoogleContainerTools/skaffold/v2",
-                SKAFFOLD_VERSION,
-                "github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold",
-                cached,
-                ldflags="-X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version"
-                f".version=v{SKAFFOLD_VERSION}",
-                log=log,
-            )
-        except ToolError as error:
-            raise ToolError(
-                f"skaffold {SKAFFOLD_VERSION}: Go build failed ({error}); put a skaffold"
-                f" v{SKAFFOLD_VERSION} binary at {cached} by hand"
-            ) from error
-    found = reported_version(cached)
-    if found != f"v{SKAFFOLD_VERSION}":
-        raise ToolError(f"skaffold at {cached} reports {found!r}, not v{SKAFFOLD_VERSION}")
-    return cached
+    module = "github.com/GoogleContainerTools/skaffold/v2"
+    return _ensure_go_tool(
+        "skaffold",
+        SKAFFOLD_VERSION,
+        module,
+        f"{module}/cmd/skaffold",
+        log=log,
+        ldflags=f"-X {module}/pkg/skaffold/version.version=v{SKAFFOLD_VERSION}",
+    )
