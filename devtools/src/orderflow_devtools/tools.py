@@ -18,7 +18,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,43 +196,91 @@ def ensure_debian(binary: str, package: str, log: Log) -> Path:
 def go_build(
     module: str,
     version: str,
-    package: str,
+    packages: str | Mapping[str, str],
     output: Path,
     *,
     log: Log,
     tags: str = "",
     ldflags: str = "",
+    requires: Sequence[str] = (),
+    replaces: Callable[[str], list[str]] | None = None,
 ) -> None:
-    """Build ``package`` of ``module@version`` from the Go module proxy.
+    """Build from the Go module proxy: one package of ``module@version`` into the file
+    ``output``, or several (``{binary name: package}``) into the directory ``output`` in
+    one ``go build``, so that the packages they share compile once.
 
     ``go install module@version`` refuses modules whose go.mod has ``replace`` directives
     (github.com/dapr/dapr has several), so we build from a throwaway wrapper module that
-    requires the module and repeats its ``replace`` lines. ``-mod=mod`` fetches only the
-    packages the chosen tags compile, where ``go mod tidy`` would fetch every component's.
-    https://go.dev/ref/mod#go-install
+    requires the module (and ``requires``, "path vX" each), repeats its ``godebug`` lines
+    and its ``replace`` lines (or what ``replaces`` makes of its go.mod). ``-mod=mod``
+    fetches only the packages the chosen tags compile, where ``go mod tidy`` would fetch
+    every component's. https://go.dev/ref/mod#go-install
     """
     go = shutil.which("go")
     if go is None:
         raise ToolError("the Go toolchain is not on PATH (https://go.dev/doc/install)")
-    log(f"building {package}@v{version} from the Go module proxy (minutes on a cold cache)")
+    names = {output.name: packages} if isinstance(packages, str) else dict(packages)
+    log(
+        f"building {', '.join(names)} from {module}@v{version} (Go module proxy): minutes"
+        " on a cold cache"
+    )
     download = _run([go, "mod", "download", "-json", f"{module}@v{version}"], cwd=None)
     go_mod = Path(json.loads(download)["GoMod"]).read_text()
     go_directive = re.search(r"^go (\S+)$", go_mod, re.MULTILINE)
+    godebug = re.findall(r"^godebug .+$", go_mod, re.MULTILINE)
     with tempfile.TemporaryDirectory(prefix="orderflow-build-") as work:
         workdir = Path(work)
         (workdir / "go.mod").write_text(
             "module orderflow.local/build\n\n"
             f"go {go_directive.group(1) if go_directive else '1.26'}\n\n"
-            f"require {module} v{version}\n\n"
-            + "".join(f"replace {line}\n" for line in replace_directives(go_mod))
+            + "".join(f"{line}\n" for line in godebug)
+            + "".join(f"require {line}\n" for line in [f"{module} v{version}", *requires])
+            + "".join(f"replace {line}\n" for line in (replaces or replace_directives)(go_mod))
         )
-        partial = output.with_suffix(".partial")
-        command = [go, "build", "-mod=mod", "-trimpath", "-o", str(partial)]
+        partial = output.with_name(output.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        single = isinstance(packages, str)
+        command = [go, "build", "-mod=mod", "-trimpath", "-v"]
+        command += ["-o", str(partial) if single else f"{partial}/"]
         if tags:
             command += ["-tags", tags]
-        command += ["-ldflags", f"-s -w {ldflags}".strip(), package]
-        _run(command, cwd=workdir)
+        command += ["-ldflags", f"-s -w {ldflags}".strip(), *names.values()]
+        _build_with_progress(command, workdir, ", ".join(names), log)
+        if not single:
+            for name, package in names.items():
+                (partial / _go_binary_name(package)).rename(partial / name)
+            shutil.rmtree(output, ignore_errors=True)
     partial.replace(output)
+
+
+def _go_binary_name(package: str) -> str:
+    """The file ``go build -o DIR/`` writes: the last path element, or the one before a
+    major version suffix (``.../server/v3`` builds ``server``). https://go.dev/ref/mod"""
+    parts = package.split("/")
+    return parts[-2] if re.fullmatch(r"v\d+", parts[-1]) else parts[-1]
+
+
+PROGRESS_EVERY = 60.0
+
+
+def _build_with_progress(command: list[str], cwd: Path, what: str, log: Log) -> None:
+    """Run ``go build -v``, which names each package as it compiles it, and say every
+    minute how far it is: a silent ten-minute build looks like a hang."""
+    started = last = time.monotonic()
+    compiled = 0
+    tail: list[str] = []
+    with subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as build:
+        for line in build.stderr or ():
+            compiled += 1
+            tail = [*tail[-19:], line.rstrip()]
+            if time.monotonic() - last >= PROGRESS_EVERY:
+                last = time.monotonic()
+                log(f"  {what}: {compiled} packages compiled, {(last - started) / 60:.0f} min")
+    if build.returncode != 0:
+        raise ToolError(f"`{' '.join(command[:3])} ...` failed: {_last_line(chr(10).join(tail))}")
+    log(f"  {what}: built in {(time.monotonic() - started) / 60:.1f} min")
 
 
 def replace_directives(go_mod: str) -> list[str]:
@@ -344,3 +393,136 @@ def ensure_skaffold(log: Log) -> Path:
         log=log,
         ldflags=f"-X {module}/pkg/skaffold/version.version=v{SKAFFOLD_VERSION}",
     )
+
+
+# --- a Kubernetes control plane -----------------------------------------------------------
+# Everything `orderflow cluster` runs (docs/kubernetes.md), built from the Go module proxy in
+# four `go build`s, each cached by version in its own directory of the tool cache.
+
+# The kind node image's minor (deploy/kind/cluster.yaml); v1.34.4 is the newest 1.34 patch
+# release the proxy serves.
+KUBERNETES_VERSION = "1.34.4"
+# Built inside the Kubernetes wrapper: Helm 3.19 is written against the same 0.34 libraries,
+# so it costs only its own packages. skaffold installs the Dapr chart with it.
+HELM_VERSION = "3.19.5"
+# The etcd release that Kubernetes 1.34.4 itself requires (its go.mod): built in the same
+# `go build`, its gRPC, protobuf and OpenTelemetry packages are the API server's.
+ETCD_VERSION = "3.6.4"
+# kwok turns a Node object into a simulated kubelet (pods become Running and Ready, and
+# report the resource usage they are given); metrics-server serves the metrics API from it.
+# Both are written against the 0.33 libraries and build in one wrapper, apart from the 0.34
+# one (kwok does not compile inside the Kubernetes wrapper). https://kwok.sigs.k8s.io/
+KWOK_VERSION = "0.7.0"
+METRICS_SERVER_VERSION = "0.8.0"
+
+
+@dataclass(frozen=True)
+class ClusterTools:
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    helm: Path
+    kwok: Path
+    metrics_server: Path
+    sentry: Path
+    injector: Path
+
+
+def ensure_cluster_tools(log: Log) -> ClusterTools:
+    """The control plane's binaries: cached, or built (about 15 minutes on two cores the
+    first time, under the cache lock)."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    version = f"-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION}"
+    major, minor, _ = KUBERNETES_VERSION.split(".")
+    with _exclusive(root / ".lock"):
+        kubernetes = _ensure_bundle(
+            root / f"kubernetes-{KUBERNETES_VERSION}-helm-{HELM_VERSION}",
+            lambda output: go_build(
+                "k8s.io/kubernetes",
+                KUBERNETES_VERSION,
+                {
+                    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+                    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+                    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+                    "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+                    "helm": "helm.sh/helm/v3/cmd/helm",
+                    "etcd": "go.etcd.io/etcd/server/v3",
+                },
+                output,
+                log=log,
+                requires=[f"helm.sh/helm/v3 v{HELM_VERSION}"],
+                replaces=staging_replaces,
+                ldflags=f"{version} -X k8s.io/component-base/version.gitMajor={major}"
+                f" -X k8s.io/component-base/version.gitMinor={minor}"
+                f" -X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION}",
+            ),
+        )
+        simulation = _ensure_bundle(
+            root / f"kwok-{KWOK_VERSION}-metrics-server-{METRICS_SERVER_VERSION}",
+            lambda output: go_build(
+                "sigs.k8s.io/kwok",
+                KWOK_VERSION,
+                {
+                    "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+                    "metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server",
+                },
+                output,
+                log=log,
+                requires=[f"sigs.k8s.io/metrics-server v{METRICS_SERVER_VERSION}"],
+            ),
+        )
+        dapr = _ensure_bundle(
+            root / f"dapr-control-plane-{DAPR_VERSION}",
+            lambda output: go_build(
+                "github.com/dapr/dapr",
+                DAPR_VERSION,
+                {
+                    "sentry": "github.com/dapr/dapr/cmd/sentry",
+                    "injector": "github.com/dapr/dapr/cmd/injector",
+                },
+                output,
+                log=log,
+                ldflags=f"-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}",
+            ),
+        )
+    return ClusterTools(
+        etcd=kubernetes / "etcd",
+        kube_apiserver=kubernetes / "kube-apiserver",
+        kube_controller_manager=kubernetes / "kube-controller-manager",
+        kube_scheduler=kubernetes / "kube-scheduler",
+        kubectl=kubernetes / "kubectl",
+        helm=kubernetes / "helm",
+        kwok=simulation / "kwok",
+        metrics_server=simulation / "metrics-server",
+        sentry=dapr / "sentry",
+        injector=dapr / "injector",
+    )
+
+
+def _ensure_bundle(directory: Path, build: Callable[[Path], None]) -> Path:
+    """A directory of binaries built together: it only exists once the build is complete
+    (go_build renames it into place), so its presence is the cache hit."""
+    if not directory.is_dir():
+        try:
+            build(directory)
+        except ToolError as error:
+            raise ToolError(
+                f"{directory.name}: Go build failed ({error}); docs/kubernetes.md says what"
+                " it builds"
+            ) from error
+    return directory
+
+
+def staging_replaces(go_mod: str) -> list[str]:
+    """k8s.io/kubernetes replaces each of its staging repositories (k8s.io/api, ...) with
+    a directory inside itself, which a module that requires it cannot see: point each at
+    its published release instead, v0.<minor>.<patch> for Kubernetes v1.<minor>.<patch>.
+    https://github.com/kubernetes/kubernetes/blob/master/staging/README.md"""
+    published = "v0." + KUBERNETES_VERSION.split(".", 1)[1]
+    return [
+        f"{match.group(1)} => {match.group(1)} {published}"
+        for match in re.finditer(r"^\s*(k8s\.io/[\w.-]+) => \./staging/src/\1\s*$", go_mod, re.M)
+    ]

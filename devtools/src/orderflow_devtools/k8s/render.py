@@ -9,19 +9,13 @@ import yaml
 
 Manifest = dict[str, Any]
 
-# The base takes the Dapr resources from deploy/dapr, a sibling directory, which kustomize
-# refuses by default. skaffold.yaml passes the same flag.
-# https://kubectl.docs.kubernetes.io/references/kustomize/cmd/build/
-BUILD_ARGS = ("--load-restrictor", "LoadRestrictionsNone")
-
-
 class RenderError(Exception):
     """kustomize failed; the message is its own last line."""
 
 
 def kustomize_build(kustomize: Path, directory: Path) -> list[Manifest]:
     result = subprocess.run(
-        [kustomize, "build", *BUILD_ARGS, str(directory)],
+        [kustomize, "build", str(directory)],
         capture_output=True,
         text=True,
         check=False,
