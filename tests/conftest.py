@@ -8,7 +8,7 @@ import pytest
 
 from orderflow_devtools.client import Shop
 from orderflow_devtools.stack import LocalStack
-from orderflow_devtools.tools import Tools, ensure_all
+from orderflow_devtools.tools import Tools, ensure_all, ensure_kustomize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,6 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tools() -> Tools:
     return ensure_all(lambda _message: None)
+
+
+@pytest.fixture(scope="session")
+def kustomize() -> Path:
+    """The pinned kustomize (the manifest checks render with it; the Kubernetes tests
+    write the throwaway kustomizations it builds)."""
+    return ensure_kustomize(lambda _message: None)
 
 
 @pytest.fixture(scope="module")

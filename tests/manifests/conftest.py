@@ -9,7 +9,6 @@ import pytest
 
 from orderflow_devtools.k8s.render import Manifest, build_combination, combinations
 from orderflow_devtools.k8s.schemas import SchemaValidator, published_crds
-from orderflow_devtools.tools import ensure_kustomize
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,11 +26,6 @@ def service_dirs() -> set[str]:
         for path in (REPO / "services").glob("*/pyproject.toml")
         if path.parent.name != "common"
     }
-
-
-@pytest.fixture(scope="session")
-def kustomize() -> Path:
-    return ensure_kustomize(lambda _message: None)
 
 
 @pytest.fixture(scope="session")

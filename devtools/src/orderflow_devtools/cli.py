@@ -9,6 +9,9 @@
     orderflow status                      each entity of the spec in its state, from live signals
     orderflow bench [--quick]             the benchmarks; writes .run/bench/bench.{json,md}
     orderflow bench --compare FILE        compare a bench.json with the committed baseline
+    orderflow cluster tools               provision the local Kubernetes control plane
+    orderflow cluster up                  run it until Ctrl-C or SIGTERM (docs/kubernetes.md)
+    orderflow cluster down                stop a control plane that `cluster up` runs elsewhere
 
 Every failure ends with a one-line cause on stderr and a non-zero exit.
 """
@@ -19,24 +22,28 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import httpx
 
-from orderflow_devtools import bench, resources, runfile, status
+from orderflow_devtools import bench, cluster, resources, runfile, status
 from orderflow_devtools.stack import (
     JAEGER_QUERY_PORT,
     LOOPBACK,
     PROMETHEUS_PORT,
     LocalStack,
+    Stack,
     StackError,
 )
-from orderflow_devtools.tools import ToolError, Tools, ensure_all
+from orderflow_devtools.tools import ToolError, Tools, ensure_all, ensure_cluster_tools
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 PID_FILE = "orderflow.pid"
+CLUSTER_RUN_DIR = Path(".run/cluster")
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
@@ -67,8 +74,22 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     status_command = commands.add_parser("status", help="where each entity of the spec stands")
     status_command.add_argument("--prometheus", default=f"http://{LOOPBACK}:{PROMETHEUS_PORT}")
     status_command.add_argument("--jaeger", default=f"http://{LOOPBACK}:{JAEGER_QUERY_PORT}")
+    status_command.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=CLUSTER_RUN_DIR / "kubeconfig",
+        help="the local control plane's (`orderflow cluster up`), if it runs",
+    )
+    cluster_command = commands.add_parser(
+        "cluster", help="the local Kubernetes control plane (docs/kubernetes.md)"
+    )
+    cluster_command.add_argument("action", choices=["tools", "up", "down"])
+    cluster_command.add_argument("--run-dir", type=Path, default=CLUSTER_RUN_DIR)
+    cluster_command.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
     try:
+        if args.command == "cluster":
+            return _cluster(args.action, args.run_dir, args.timeout)
         if args.command == "down":
             return _down(args.run_dir / PID_FILE)
         if args.command == "fault":
@@ -76,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
         if args.command == "bench":
             return _bench(args)
         if args.command == "status":
-            return _status(args.run_file, args.prometheus, args.jaeger)
+            return _status(args.run_file, args.prometheus, args.jaeger, args.kubeconfig)
         tools = ensure_all(_note)
         if args.command == "tools":
             for name, path in vars(tools).items():
@@ -86,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     except (ToolError, runfile.RunFileError, resources.ResourceError) as error:
         print(f"orderflow: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except StackError as error:
+    except (StackError, cluster.ClusterError) as error:
         print(f"orderflow: {error}", file=sys.stderr)
         return EXIT_FAILURE
 
@@ -153,9 +174,9 @@ def _bench_compare(results: Path, baseline: Path) -> int:
     return 0
 
 
-def _status(run_file: Path, prometheus: str, jaeger: str) -> int:
+def _status(run_file: Path, prometheus: str, jaeger: str, kubeconfig: Path) -> int:
     with httpx.Client(timeout=10) as http:
-        live = status.Status(run_file, prometheus, jaeger, http)
+        live = status.Status(run_file, prometheus, jaeger, http, kubeconfig)
         print(status.render(live.placements()))
     return 0
 
@@ -205,24 +226,61 @@ def _request_stop(signum: int, _frame: FrameType | None) -> None:
 
 def _up(tools: Tools, run_file: Path, run_dir: Path, timeout: float) -> int:
     local = LocalStack(run_file.resolve(), run_dir.resolve(), tools, sys.stdout)
-    pid_file = run_dir / PID_FILE
-    started = time.monotonic()
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
-    try:
-        local.start(timeout)
-        pid_file.write_text(str(os.getpid()))
-        count = len(local.stack.processes)
-        _note(f"all {count} processes healthy in {time.monotonic() - started:.1f}s")
+
+    def announce() -> None:
         for app_id in local.apps:
             _note(f"{app_id:<14} {local.app_url(app_id)}")
         _note(f"{'prometheus':<14} http://{LOOPBACK}:{PROMETHEUS_PORT}")
         _note(f"{'jaeger':<14} http://{LOOPBACK}:{JAEGER_QUERY_PORT}")
+
+    return _serve(local, run_dir / PID_FILE, timeout, announce)
+
+
+def _cluster(action: str, run_dir: Path, timeout: float) -> int:
+    if action == "down":
+        return _down(run_dir / PID_FILE)
+    tools = ensure_cluster_tools(_note)
+    if action == "tools":
+        for name, path in vars(tools).items():
+            print(f"{name:<24} {path}")
+        return 0
+    run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "cluster.log").open("w") as log:
+        local = cluster.LocalCluster(tools, run_dir, log)
+
+        def announce() -> None:
+            _note(f"logs in {run_dir / 'cluster.log'}; to use it:")
+            print(f"export KUBECONFIG={local.kubeconfig}")
+            print(f"export ORDERFLOW_DAPR_CHART={cluster.dapr_chart()}")
+            _note(cluster.SIMULATED)
+
+        return _serve(local, run_dir / PID_FILE, timeout, announce)
+
+
+class _Served(Protocol):
+    stack: Stack
+
+    def start(self, timeout: float) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _serve(served: _Served, pid_file: Path, timeout: float, announce: Callable[[], None]) -> int:
+    """Start, say where everything is, keep running until SIGINT or SIGTERM, stop."""
+    started = time.monotonic()
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        served.start(timeout)
+        pid_file.write_text(str(os.getpid()))
+        count = len(served.stack.processes)
+        _note(f"all {count} processes healthy in {time.monotonic() - started:.1f}s")
+        announce()
         _note("press Ctrl-C to stop")
         reported: set[str] = set()
         while True:
             time.sleep(0.5)
-            for name, code in local.stack.exited().items():
+            for name, code in served.stack.exited().items():
                 if name not in reported:
                     reported.add(name)
                     _note(f"{name} exited with code {code}; the rest keeps running")
@@ -232,7 +290,7 @@ def _up(tools: Tools, run_file: Path, run_dir: Path, timeout: float) -> int:
         # A second Ctrl-C must not cut the stop short and leave processes behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        local.stop()
+        served.stop()
         pid_file.unlink(missing_ok=True)
     _note("stopped")
     return 0

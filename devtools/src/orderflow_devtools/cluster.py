@@ -17,18 +17,23 @@ metrics API are reached through ExternalName Services that name localhost.
 https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/
 """
 
+import base64
 import json
+import platform
+import shutil
+import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any
 
 import httpx
 import yaml
 
-from orderflow_devtools.stack import LOOPBACK, Probe, Process, Stack, StackError
+from orderflow_devtools.observe import eventually
+from orderflow_devtools.stack import LOOPBACK, Probe, Process, Stack
 from orderflow_devtools.tools import (
     DAPR_VERSION,
     KWOK_VERSION,
@@ -39,30 +44,55 @@ from orderflow_devtools.tools import (
 CONTEXT = "orderflow-local"
 NODE = "orderflow-node"
 DAPR_NAMESPACE = "dapr-system"
+INJECTOR_POD = "dapr-sidecar-injector-local"
+GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 # kube-prometheus-stack 79.x ships an older operator; the monitoring.coreos.com/v1 kinds we
 # use are unchanged since. 0.94.1 is the newest release the Go module proxy serves.
 PROMETHEUS_OPERATOR_VERSION = "0.94.1"
 
+# What listens where (the injector's health server on every interface, see above).
 PORTS = {
-    "etcd client": 20379,
-    "etcd peer": 20380,
+    "etcd": 20379,
+    "etcd-peer": 20380,
     "kube-apiserver": 20443,
     "metrics-server": 20444,
-    "kwok (the node's kubelet API)": 20250,
+    "kwok": 20250,
     "kube-controller-manager": 20257,
     "kube-scheduler": 20259,
-    "dapr-injector webhook": 20440,
-    "dapr-injector health (all interfaces)": 20441,
+    "dapr-injector": 20440,
+    "dapr-injector-health": 20441,
     "dapr-sentry": 20501,
-    "dapr-sentry health": 20502,
+    "dapr-sentry-health": 20502,
 }
 API_SERVER = f"https://{LOOPBACK}:{PORTS['kube-apiserver']}"
 # kube-controller-manager acts as one service account per controller, so the Dapr injector
-# can tell the ReplicaSet controller's requests (which it mutates) from anyone else's.
-REPLICASET_CONTROLLER = "replicaset-controller"
+# can tell the workload controllers' requests (which it mutates) from anyone else's. It
+# reads their UIDs once, at start, so they must exist by then.
+WORKLOAD_CONTROLLERS = (
+    "replicaset-controller",
+    "deployment-controller",
+    "statefulset-controller",
+    "daemon-set-controller",
+    "job-controller",
+    "cronjob-controller",
+)
 # The HPA controller looks at its HPAs every 15s by default; every 5s here, so the tests'
 # scaling sequences take seconds, not minutes (docs/kubernetes.md).
 HPA_SYNC_PERIOD = "5s"
+
+
+# What `orderflow cluster up` and `orderflow status` say about it, plainly.
+SIMULATED = (
+    "simulated: the node (kwok) runs no container, so images are not built or pulled,"
+    " probes are not made, NetworkPolicies are stored but not enforced (no CNI), and CPU"
+    " use is what a kwok ClusterResourceUsage says; Grafana and Prometheus are not deployed"
+)
+
+
+def dapr_chart() -> Path:
+    """Dapr's Helm chart as the dapr Go module publishes it, for skaffold's local profile
+    where the Helm repository cannot be reached."""
+    return go_module_dir("github.com/dapr/dapr", DAPR_VERSION) / "charts/dapr"
 
 
 class ClusterError(Exception):
@@ -89,38 +119,82 @@ class Pki:
             "ca",
             "/CN=localhost",
             "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-            "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+            "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,"
+            # The aggregation layer checks metrics-server by its Service name.
+            "DNS:metrics-server.kube-system.svc\n"
             "extendedKeyUsage=serverAuth",
         )
-        self._signed("admin", "ca", "/O=system:masters/CN=orderflow-admin", "extendedKeyUsage=clientAuth")
         self._signed(
-            "front-proxy-client", "front-proxy-ca", "/CN=front-proxy-client",
+            "admin", "ca", "/O=system:masters/CN=orderflow-admin", "extendedKeyUsage=clientAuth"
+        )
+        self._signed(
+            "front-proxy-client",
+            "front-proxy-ca",
+            "/CN=front-proxy-client",
             "extendedKeyUsage=clientAuth",
         )
         _openssl("genrsa", "-out", str(self.path("sa.key")), "2048")
-        _openssl("rsa", "-in", str(self.path("sa.key")), "-pubout", "-out", str(self.path("sa.pub")))
+        _openssl(
+            "rsa", "-in", str(self.path("sa.key")), "-pubout", "-out", str(self.path("sa.pub"))
+        )
 
     def _ca(self, name: str, common_name: str) -> None:
         _openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-            "-subj", f"/CN={common_name}",
-            "-keyout", str(self.path(f"{name}.key")), "-out", str(self.path(f"{name}.crt")),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            f"/CN={common_name}",
+            "-keyout",
+            str(self.path(f"{name}.key")),
+            "-out",
+            str(self.path(f"{name}.crt")),
         )
 
     def _signed(self, name: str, ca: str, subject: str, extensions: str) -> None:
         key, csr = self.path(f"{name}.key"), self.path(f"{name}.csr")
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(csr))
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subject,
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+        )
         extfile = self.path(f"{name}.ext")
         extfile.write_text(extensions + "\n")
         _openssl(
-            "x509", "-req", "-in", str(csr), "-CA", str(self.path(f"{ca}.crt")),
-            "-CAkey", str(self.path(f"{ca}.key")), "-CAcreateserial", "-days", "30",
-            "-extfile", str(extfile), "-out", str(self.path(f"{name}.crt")),
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(self.path(f"{ca}.crt")),
+            "-CAkey",
+            str(self.path(f"{ca}.key")),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            str(extfile),
+            "-out",
+            str(self.path(f"{name}.crt")),
         )
 
 
 def _openssl(*args: str) -> None:
-    result = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise ClusterError("openssl is not on PATH: install it (Debian: apt-get install openssl)")
+    result = subprocess.run([openssl, *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ClusterError(f"openssl {args[0]} failed: {result.stderr.strip().splitlines()[-1]}")
 
@@ -137,6 +211,16 @@ class LocalCluster:
         self.kubeconfig = run_dir / "kubeconfig"
         self.out = out
         self.stack = Stack(self._processes(), out)
+        self._tls_context: ssl.SSLContext | None = None
+
+    @property
+    def _tls(self) -> ssl.SSLContext:
+        """Trusts the cluster's CA and presents the admin's certificate (made by start)."""
+        if self._tls_context is None:
+            context = ssl.create_default_context(cafile=self.pki.path("ca.crt"))
+            context.load_cert_chain(self.pki.path("admin.crt"), self.pki.path("admin.key"))
+            self._tls_context = context
+        return self._tls_context
 
     # --- talking to it --------------------------------------------------------------
 
@@ -162,25 +246,45 @@ class LocalCluster:
     def apply(self, objects: list[dict[str, Any]]) -> None:
         """Server-side apply, as the cluster's own field manager."""
         self.kubectl(
-            "apply", "--server-side", "--field-manager=orderflow-cluster", "-f", "-",
+            "apply",
+            "--server-side",
+            "--field-manager=orderflow-cluster",
+            "-f",
+            "-",
             stdin=yaml.safe_dump_all(objects),
         )
 
+    def rolled_out(self, namespace: str, timeout: float = 120) -> list[dict[str, Any]]:
+        """Wait until every Deployment in ``namespace`` is Available with all its replicas
+        updated (none of an older ReplicaSet left), and return them."""
+        self.kubectl(
+            "wait", "--for=condition=Available", "deployment", "--all",
+            f"--namespace={namespace}", f"--timeout={timeout:.0f}s",
+        )  # fmt: skip
+
+        def settled() -> list[dict[str, Any]] | None:
+            with self.http() as http:
+                path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+                items: list[dict[str, Any]] = http.get(path).json()["items"]
+            done = all(
+                d["status"].get(field) == d["spec"]["replicas"]
+                for d in items
+                for field in ("replicas", "updatedReplicas", "availableReplicas")
+            )
+            return items if items and done else None
+
+        return eventually(settled, f"every Deployment in {namespace} rolled out", timeout)
+
     def http(self) -> httpx.Client:
-        """An HTTP client for the API server, as the admin."""
-        return httpx.Client(
-            base_url=API_SERVER,
-            cert=(str(self.pki.path("admin.crt")), str(self.pki.path("admin.key"))),
-            verify=str(self.pki.path("ca.crt")),
-            timeout=10,
-        )
+        """An HTTP client for the API server, as the admin (its client certificate)."""
+        return api_client(self.kubeconfig)
 
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         self.stack.check_ports(self.stack.processes)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "sentry").mkdir(parents=True, exist_ok=True)
         self.pki.create()
         self._write_kubeconfig()
         for step in (
@@ -221,8 +325,8 @@ class LocalCluster:
             f"--tls-cert-file={pki.path('serving.crt')}",
             f"--tls-private-key-file={pki.path('serving.key')}",
         ]
-        etcd = f"http://{LOOPBACK}:{PORTS['etcd client']}"
-        peer = f"http://{LOOPBACK}:{PORTS['etcd peer']}"
+        etcd = f"http://{LOOPBACK}:{PORTS['etcd']}"
+        peer = f"http://{LOOPBACK}:{PORTS['etcd-peer']}"
         return [
             Process(
                 name="etcd",
@@ -241,7 +345,7 @@ class LocalCluster:
                 ],
                 cwd=run,
                 ready=_http_ok(f"{etcd}/health"),
-                ports=_ports("etcd client", "etcd peer"),
+                ports=_ports("etcd", "etcd-peer"),
             ),
             Process(
                 name="kube-apiserver",
@@ -298,7 +402,7 @@ class LocalCluster:
                     "--profiling=false",
                 ],
                 cwd=run,
-                ready=self._service_account_exists("kube-system", REPLICASET_CONTROLLER),
+                ready=self._controllers_acting,
                 ports=_ports("kube-controller-manager"),
             ),
             Process(
@@ -324,9 +428,13 @@ class LocalCluster:
                     str(tools.kwok),
                     kubeconfig,
                     f"--manage-single-node={NODE}",
+                    # Heartbeats through a Lease, as a kubelet does: without one the node
+                    # lifecycle controller takes the node for gone within a minute and marks
+                    # every pod on it unready, which kwok does not undo.
+                    "--node-lease-duration-seconds=40",
                     f"--node-ip={LOOPBACK}",
-                    f"--node-port={PORTS['kwok (the node\'s kubelet API)']}",
-                    f"--server-address={LOOPBACK}:{PORTS['kwok (the node\'s kubelet API)']}",
+                    f"--node-port={PORTS['kwok']}",
+                    f"--server-address={LOOPBACK}:{PORTS['kwok']}",
                     *serving,
                     # Pod addresses are made up and never dialled (module docstring).
                     "--cidr=10.244.0.0/16",
@@ -336,7 +444,7 @@ class LocalCluster:
                 ],
                 cwd=run,
                 ready=self._node_ready,
-                ports=_ports("kwok (the node's kubelet API)"),
+                ports=_ports("kwok"),
             ),
             Process(
                 name="metrics-server",
@@ -355,9 +463,11 @@ class LocalCluster:
                     f"--kubelet-client-key={pki.path('admin.key')}",
                     # The fastest it allows: the HPA sees a change within ~10s.
                     "--metric-resolution=10s",
+                    "--kubelet-request-timeout=5s",
                 ],
                 cwd=run,
-                ready=self._healthz(PORTS["metrics-server"], "/readyz"),
+                # /readyz waits for a first scrape with data, which an empty node never gives.
+                ready=self._healthz(PORTS["metrics-server"], "/livez"),
                 ports=_ports("metrics-server"),
             ),
             Process(
@@ -371,15 +481,16 @@ class LocalCluster:
                     f"--listen-address={LOOPBACK}",
                     f"--port={PORTS['dapr-sentry']}",
                     f"--healthz-listen-address={LOOPBACK}",
-                    f"--healthz-port={PORTS['dapr-sentry health']}",
+                    f"--healthz-port={PORTS['dapr-sentry-health']}",
                     "--enable-metrics=false",
                 ],
                 cwd=run,
-                ready=_http_ok(f"http://{LOOPBACK}:{PORTS['dapr-sentry health']}/healthz"),
-                ports=_ports("dapr-sentry", "dapr-sentry health"),
+                ready=_http_ok(f"http://{LOOPBACK}:{PORTS['dapr-sentry-health']}/healthz"),
+                ports=_ports("dapr-sentry", "dapr-sentry-health"),
                 env={
                     "NAMESPACE": DAPR_NAMESPACE,
-                    # Sentry refuses to run as root unless told that this is on purpose.
+                    # Sentry and the injector refuse to run as root (as anyone may run the
+                    # tests here) unless told that this is on purpose.
                     "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
                 },
             ),
@@ -389,17 +500,16 @@ class LocalCluster:
                     str(tools.injector),
                     kubeconfig,
                     f"--listen-address={LOOPBACK}",
-                    f"--port={PORTS['dapr-injector webhook']}",
-                    f"--healthz-port={PORTS['dapr-injector health (all interfaces)']}",
+                    f"--port={PORTS['dapr-injector']}",
+                    f"--healthz-port={PORTS['dapr-injector-health']}",
                     "--enable-metrics=false",
                 ],
                 cwd=run,
-                ready=_http_ok(
-                    f"http://{LOOPBACK}:{PORTS['dapr-injector health (all interfaces)']}/healthz"
-                ),
-                ports=_ports("dapr-injector webhook", "dapr-injector health (all interfaces)"),
+                ready=_http_ok(f"http://{LOOPBACK}:{PORTS['dapr-injector-health']}/healthz"),
+                ports=_ports("dapr-injector", "dapr-injector-health"),
                 env={
                     "NAMESPACE": DAPR_NAMESPACE,
+                    "DAPR_UNSAFE_SKIP_CONTAINER_UID_GID_CHECK": "true",
                     "KUBE_CLUSTER_DOMAIN": "cluster.local",
                     "SIDECAR_IMAGE": f"ghcr.io/dapr/daprd:{DAPR_VERSION}",
                     # Without it the injected daprd keeps its capabilities, and Pod
@@ -442,7 +552,10 @@ class LocalCluster:
                         }
                     ],
                     "contexts": [
-                        {"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "orderflow-admin"}}
+                        {
+                            "name": CONTEXT,
+                            "context": {"cluster": CONTEXT, "user": "orderflow-admin"},
+                        }
                     ],
                     "current-context": CONTEXT,
                 }
@@ -462,9 +575,7 @@ class LocalCluster:
         def probe() -> bool:
             try:
                 response = httpx.get(
-                    f"https://{LOOPBACK}:{port}{path}",
-                    verify=str(self.pki.path("ca.crt")),
-                    timeout=2,
+                    f"https://{LOOPBACK}:{port}{path}", verify=self._tls, timeout=2
                 )
             except httpx.TransportError:
                 return False
@@ -472,13 +583,11 @@ class LocalCluster:
 
         return probe
 
-    def _service_account_exists(self, namespace: str, name: str) -> Probe:
-        def probe() -> bool:
-            with self.http() as http:
-                path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
-                return http.get(path).status_code == httpx.codes.OK
-
-        return probe
+    def _controllers_acting(self) -> bool:
+        with self.http() as http:
+            accounts = http.get("/api/v1/namespaces/kube-system/serviceaccounts").json()
+        names = {item["metadata"]["name"] for item in accounts.get("items", [])}
+        return set(WORKLOAD_CONTROLLERS) <= names
 
     def _node_ready(self) -> bool:
         with self.http() as http:
@@ -490,7 +599,9 @@ class LocalCluster:
 
     def _metrics_api_available(self) -> bool:
         with self.http() as http:
-            response = http.get("/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io")
+            response = http.get(
+                "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io"
+            )
         conditions = response.json().get("status", {}).get("conditions", [])
         return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
 
@@ -500,7 +611,9 @@ class LocalCluster:
         """CRDs (Dapr's, the Prometheus operator's kinds we use, kwok's), the node, and
         the registrations of the local processes: the Dapr webhook and the metrics API."""
         for path in crd_files():
-            self.kubectl("apply", "--server-side", "--field-manager=orderflow-cluster", "-f", str(path))
+            self.kubectl(
+                "apply", "--server-side", "--field-manager=orderflow-cluster", "-f", str(path)
+            )
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         self.apply(bootstrap_objects(self.pki.path("ca.crt").read_text()))
 
@@ -524,8 +637,15 @@ class LocalCluster:
                 time.sleep(0.2)
         (self.run_dir / "trust-anchors.crt").write_text(anchors)
         token = self.kubectl(
-            "create", "token", "dapr-injector", "-n", DAPR_NAMESPACE,
-            "--audience=dapr.io/sentry", "--duration=24h",
+            "create",
+            "token",
+            "dapr-injector",
+            "-n",
+            DAPR_NAMESPACE,
+            "--audience=dapr.io/sentry",
+            "--bound-object-kind=Pod",
+            f"--bound-object-name={INJECTOR_POD}",
+            "--duration=24h",
         )
         (self.run_dir / "injector.token").write_text(token.strip())
 
@@ -549,9 +669,12 @@ def crd_files() -> list[Path]:
     Dapr kind (the files its Helm chart installs), the two Prometheus operator kinds that
     deploy/components/monitoring uses, and kwok's usage and metrics kinds."""
     dapr = go_module_dir("github.com/dapr/dapr", DAPR_VERSION) / "charts/dapr/crds"
-    operator = go_module_dir(
-        "github.com/prometheus-operator/prometheus-operator", PROMETHEUS_OPERATOR_VERSION
-    ) / "example/prometheus-operator-crd"
+    operator = (
+        go_module_dir(
+            "github.com/prometheus-operator/prometheus-operator", PROMETHEUS_OPERATOR_VERSION
+        )
+        / "example/prometheus-operator-crd"
+    )
     kwok = go_module_dir("sigs.k8s.io/kwok", KWOK_VERSION) / "kustomize/crd/bases"
     return [
         *sorted(dapr.glob("*.yaml")),
@@ -567,14 +690,20 @@ def crd_files() -> list[Path]:
 def bootstrap_objects(ca_pem: str) -> list[dict[str, Any]]:
     """The node kwok simulates, and the Services and registrations through which the API
     server reaches the local processes."""
-    kubelet_port = PORTS["kwok (the node's kubelet API)"]
+    kubelet_port = PORTS["kwok"]
     return [
         {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {
                 "name": NODE,
-                "labels": {"kubernetes.io/hostname": NODE, "type": "kwok"},
+                # What a kubelet labels its node with (charts select on the OS).
+                "labels": {
+                    "kubernetes.io/hostname": NODE,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": GOARCH,
+                    "type": "kwok",
+                },
                 "annotations": {
                     # kwok serves each node's resource metrics under its own path.
                     # https://github.com/kubernetes-sigs/metrics-server (node annotation)
@@ -591,27 +720,75 @@ def bootstrap_objects(ca_pem: str) -> list[dict[str, Any]]:
             },
         },
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DAPR_NAMESPACE}},
+        # Objects that Dapr's chart also makes, marked as its release's so that a Helm
+        # install of the chart here (skaffold's local profile) adopts them instead of
+        # refusing to start. https://helm.sh/docs/faq/changes_since_helm2/ (adoption)
         *(
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {"name": name, "namespace": DAPR_NAMESPACE},
-            }
+            _helm_owned(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": name, "namespace": DAPR_NAMESPACE},
+                }
+            )
             for name in ("dapr-injector", "dapr-sentry")
+        ),
+        # The control plane's own settings, which sentry reads at start (as the chart's
+        # dapr_config makes them).
+        _helm_owned(
+            {
+                "apiVersion": "dapr.io/v1alpha1",
+                "kind": "Configuration",
+                "metadata": {"name": "daprsystem", "namespace": DAPR_NAMESPACE},
+                "spec": {
+                    "mtls": {
+                        "enabled": True,
+                        "workloadCertTTL": "24h",
+                        "allowedClockSkew": "15m",
+                        "controlPlaneTrustDomain": "cluster.local",
+                        "sentryAddress": f"dapr-sentry.{DAPR_NAMESPACE}.svc.cluster.local:443",
+                    }
+                },
+            }
         ),
         # Sentry keeps its root and issuer here and publishes the trust anchors; it
         # fills them, but will not create them.
+        *(
+            _helm_owned(
+                {
+                    "apiVersion": "v1",
+                    "kind": kind,
+                    "metadata": {"name": "dapr-trust-bundle", "namespace": DAPR_NAMESPACE},
+                }
+            )
+            for kind in ("Secret", "ConfigMap")
+        ),
+        # The pod a real injector would run in: sentry issues the injector's certificate
+        # only for a token bound to a pod of the dapr-injector account. kwok reports it
+        # Running; what runs is the local process.
         {
             "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "dapr-trust-bundle", "namespace": DAPR_NAMESPACE},
+            "kind": "Pod",
+            "metadata": {
+                "name": INJECTOR_POD,
+                "namespace": DAPR_NAMESPACE,
+                "labels": {"app": "dapr-sidecar-injector"},
+                # Which Dapr identity the pod's token may ask for (else its name).
+                "annotations": {"dapr.io/app-id": "dapr-injector"},
+            },
+            "spec": {
+                "serviceAccountName": "dapr-injector",
+                "automountServiceAccountToken": False,
+                "nodeName": NODE,
+                "containers": [
+                    {
+                        "name": "dapr-sidecar-injector",
+                        "image": f"ghcr.io/dapr/injector:{DAPR_VERSION}",
+                    }
+                ],
+            },
         },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "dapr-trust-bundle", "namespace": DAPR_NAMESPACE},
-        },
-        _external_name("dapr-sidecar-injector", DAPR_NAMESPACE, PORTS["dapr-injector webhook"]),
+        _external_name("dapr-sidecar-injector", DAPR_NAMESPACE, PORTS["dapr-injector"]),
         # As Dapr's chart registers it (charts/dapr/charts/dapr_sidecar_injector), except
         # that the Service is the one above and a failure refuses the pod: a test must not
         # pass on a pod that was let through without its sidecar. The injector fills in
@@ -629,7 +806,7 @@ def bootstrap_objects(ca_pem: str) -> list[dict[str, Any]]:
                             "namespace": DAPR_NAMESPACE,
                             "name": "dapr-sidecar-injector",
                             "path": "/mutate",
-                            "port": PORTS["dapr-injector webhook"],
+                            "port": PORTS["dapr-injector"],
                         }
                     },
                     "rules": [
@@ -677,6 +854,15 @@ def bootstrap_objects(ca_pem: str) -> list[dict[str, Any]]:
     ]
 
 
+def _helm_owned(obj: dict[str, Any]) -> dict[str, Any]:
+    obj["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "Helm"}
+    obj["metadata"]["annotations"] = {
+        "meta.helm.sh/release-name": "dapr",
+        "meta.helm.sh/release-namespace": DAPR_NAMESPACE,
+    }
+    return obj
+
+
 def _external_name(name: str, namespace: str, port: int) -> dict[str, Any]:
     """A Service that sends the API server to a process on this machine.
     https://kubernetes.io/docs/concepts/services-networking/service/#externalname"""
@@ -693,8 +879,6 @@ def _external_name(name: str, namespace: str, port: int) -> dict[str, Any]:
 
 
 def _base64(text: str) -> str:
-    import base64
-
     return base64.b64encode(text.encode()).decode()
 
 
@@ -719,7 +903,12 @@ def simulated_metrics() -> list[dict[str, Any]]:
     }
     metrics = [
         {"name": "scrape_error", "dimension": "node", "kind": "gauge", "value": "0"},
-        {"name": "container_start_time_seconds", "kind": "gauge", "value": "pod.SinceSecond()", **container},
+        {
+            "name": "container_start_time_seconds",
+            "kind": "gauge",
+            "value": "pod.SinceSecond()",
+            **container,
+        },
         {
             "name": "container_cpu_usage_seconds_total",
             "kind": "counter",
@@ -732,10 +921,30 @@ def simulated_metrics() -> list[dict[str, Any]]:
             "value": 'pod.Usage("memory", container.name)',
             **container,
         },
-        {"name": "pod_cpu_usage_seconds_total", "kind": "counter", "value": 'pod.CumulativeUsage("cpu")', **pod},
-        {"name": "pod_memory_working_set_bytes", "kind": "gauge", "value": 'pod.Usage("memory")', **pod},
-        {"name": "node_cpu_usage_seconds_total", "dimension": "node", "kind": "counter", "value": 'node.CumulativeUsage("cpu")'},
-        {"name": "node_memory_working_set_bytes", "dimension": "node", "kind": "gauge", "value": 'node.Usage("memory")'},
+        {
+            "name": "pod_cpu_usage_seconds_total",
+            "kind": "counter",
+            "value": 'pod.CumulativeUsage("cpu")',
+            **pod,
+        },
+        {
+            "name": "pod_memory_working_set_bytes",
+            "kind": "gauge",
+            "value": 'pod.Usage("memory")',
+            **pod,
+        },
+        {
+            "name": "node_cpu_usage_seconds_total",
+            "dimension": "node",
+            "kind": "counter",
+            "value": 'node.CumulativeUsage("cpu")',
+        },
+        {
+            "name": "node_memory_working_set_bytes",
+            "dimension": "node",
+            "kind": "gauge",
+            "value": 'node.Usage("memory")',
+        },
     ]
     return [
         {
@@ -744,24 +953,48 @@ def simulated_metrics() -> list[dict[str, Any]]:
             "metadata": {"name": "metrics-resource"},
             "spec": {"path": "/metrics/nodes/{nodeName}/metrics/resource", "metrics": metrics},
         },
-        usage("baseline", {}, cpu="1m", memory="16Mi"),
+        usage("baseline", cpu="1m", memory="16Mi"),
     ]
 
 
 def usage(
-    name: str, selector: dict[str, Any], *, cpu: str, memory: str, containers: list[str] | None = None
+    name: str, *, cpu: str, memory: str, app_cpu: Mapping[str, str] = MappingProxyType({})
 ) -> dict[str, Any]:
-    """A kwok ClusterResourceUsage: what the selected pods' containers (all, or
-    ``containers``) report using. https://kwok.sigs.k8s.io/docs/user/resource-usage-configuration/"""
-    entry: dict[str, Any] = {"usage": {"cpu": {"value": cpu}, "memory": {"value": memory}}}
-    if containers:
-        entry["containers"] = containers
-    spec: dict[str, Any] = {"usages": [entry]}
-    if selector:
-        spec["selector"] = selector
+    """A kwok ClusterResourceUsage: every container uses ``cpu`` and ``memory``, except the
+    app container of each service in ``app_cpu``, which uses the CPU given there.
+    https://kwok.sigs.k8s.io/docs/user/resource-usage-configuration/"""
+    usages: list[dict[str, Any]] = []
+    if app_cpu:
+        expression = f'Quantity("{cpu}")'
+        for service, used in sorted(app_cpu.items()):
+            expression = (
+                f'pod.metadata.labels["app.kubernetes.io/name"] == "{service}"'
+                f' ? Quantity("{used}") : {expression}'
+            )
+        usages.append(
+            {
+                "containers": ["app"],
+                "usage": {"cpu": {"expression": expression}, "memory": {"value": memory}},
+            }
+        )
+    usages.append({"usage": {"cpu": {"value": cpu}, "memory": {"value": memory}}})
     return {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
         "kind": "ClusterResourceUsage",
         "metadata": {"name": name},
-        "spec": spec,
+        "spec": {"usages": usages},
     }
+
+
+def api_client(kubeconfig: Path) -> httpx.Client:
+    """An HTTP client for the API server of a kubeconfig that this module wrote (its
+    current context: the server, and the CA and client certificate as files)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    context = next(
+        c["context"] for c in config["contexts"] if c["name"] == config["current-context"]
+    )
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+    user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+    tls = ssl.create_default_context(cafile=cluster["certificate-authority"])
+    tls.load_cert_chain(user["client-certificate"], user["client-key"])
+    return httpx.Client(base_url=cluster["server"], verify=tls, timeout=10)

@@ -15,9 +15,12 @@ keeps it from the next state:
 - Resilience policies: not configured → policies defined (a Resiliency resource) →
   applied to services (every sidecar loaded it: ``dapr_resiliency_loaded``) → active
   protection (a policy acted in the last 5 minutes, or a breaker is open).
-- HPA: not configured → definition created (deploy/) → applied (kube-state-metrics reports
-  it) → actively scaling (replicas above the minimum or changing). The local stack has no
-  Kubernetes, so "applied" says it is not available there, and why.
+- HPA: not configured → definition created (deploy/) → applied → actively scaling
+  (replicas above the minimum or changing). Where the local control plane runs
+  (`orderflow cluster up`, its kubeconfig given), both come from its API server, whose HPA
+  controller is real while its node is simulated (kwok); elsewhere from kube-state-metrics
+  in Prometheus. The local stack alone has no Kubernetes, so "applied" says it is not
+  available there, and why.
 
 The dashboards' queries are read from the committed JSON (dashboards/*.json), which the
 live panel test reads the same way.
@@ -33,7 +36,7 @@ from typing import Any
 import httpx
 import yaml
 
-from orderflow_devtools import resources, runfile
+from orderflow_devtools import cluster, resources, runfile
 
 # What a panel's description starts with when it needs metrics the local stack lacks
 # (orderflow_dashboards.panels writes them).
@@ -154,7 +157,12 @@ class Status:
     its Prometheus and its Jaeger."""
 
     def __init__(
-        self, run_file: Path, prometheus_url: str, jaeger_url: str, http: httpx.Client
+        self,
+        run_file: Path,
+        prometheus_url: str,
+        jaeger_url: str,
+        http: httpx.Client,
+        kubeconfig: Path | None = None,
     ) -> None:
         self.repo = run_file.resolve().parent
         self.apps = runfile.load(run_file)
@@ -164,6 +172,7 @@ class Status:
         self.prometheus = Prometheus(prometheus_url, http)
         self.jaeger_url = jaeger_url.rstrip("/")
         self.http = http
+        self.kubeconfig = kubeconfig
         self.app_ids = sorted(app.app_id for app in self.apps)
         # Where requests enter, so where traces start.
         self.entry = "storefront" if "storefront" in self.app_ids else self.app_ids[0]
@@ -387,7 +396,32 @@ class Status:
             return False, "no HorizontalPodAutoscaler in deploy/"
         return True, f"{len(found)} HPAs defined: {', '.join(found)}"
 
+    def _cluster_hpas(self) -> list[dict[str, Any]] | None:
+        """The HPAs in the local control plane, or None where it does not run."""
+        if self.kubeconfig is None or not self.kubeconfig.is_file():
+            return None
+        try:
+            with cluster.api_client(self.kubeconfig) as api:
+                response = api.get("/apis/autoscaling/v2/horizontalpodautoscalers")
+        except httpx.TransportError:
+            return None
+        items: list[dict[str, Any]] = response.raise_for_status().json()["items"]
+        return items
+
     def _hpa_applied(self) -> Signal:
+        hpas = self._cluster_hpas()
+        if hpas is not None:
+            if not hpas:
+                return False, f"no HPA in the local control plane ({cluster.SIMULATED})"
+            names = ", ".join(
+                f"{h['metadata']['name']} {h['spec'].get('minReplicas', 1)}-"
+                f"{h['spec']['maxReplicas']}"
+                for h in sorted(hpas, key=lambda h: h["metadata"]["name"])
+            )
+            return True, (
+                f"the local control plane's HPA controller evaluates {len(hpas)} HPAs:"
+                f" {names} ({cluster.SIMULATED})"
+            )
         applied = self.prometheus.query("kube_horizontalpodautoscaler_spec_max_replicas")
         if not applied:
             return False, (
@@ -399,6 +433,20 @@ class Status:
         return True, f"kube-state-metrics reports {len(names)} HPAs: {', '.join(names)}"
 
     def _hpa_scaling(self) -> Signal:
+        hpas = self._cluster_hpas()
+        if hpas is not None:
+            moving = [
+                f"{h['metadata']['name']} {status.get('currentReplicas', 0)}/"
+                f"{h['spec']['maxReplicas']} replicas"
+                for h in sorted(hpas, key=lambda h: h["metadata"]["name"])
+                if (status := h.get("status", {})).get("currentReplicas", 0)
+                > h["spec"].get("minReplicas", 1)
+                or "desiredReplicas" in status
+                and status["desiredReplicas"] != status.get("currentReplicas")
+            ]
+            if not moving:
+                return False, "every HPA at its minimum, none changing"
+            return True, f"scaled above the minimum or changing: {', '.join(moving)}"
         scaling = self.prometheus.query(
             "kube_horizontalpodautoscaler_status_current_replicas"
             " > on (namespace, horizontalpodautoscaler)"

@@ -437,9 +437,15 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
     root.mkdir(parents=True, exist_ok=True)
     version = f"-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION}"
     major, minor, _ = KUBERNETES_VERSION.split(".")
+    kubernetes = root / f"kubernetes-{KUBERNETES_VERSION}-helm-{HELM_VERSION}"
+    simulation = root / f"kwok-{KWOK_VERSION}-metrics-server-{METRICS_SERVER_VERSION}"
+    dapr = root / f"dapr-control-plane-{DAPR_VERSION}"
+    # Cached: no need to wait for the lock (another run may be building something else).
+    if all(bundle.is_dir() for bundle in (kubernetes, simulation, dapr)):
+        return _cluster_tools(kubernetes, simulation, dapr)
     with _exclusive(root / ".lock"):
-        kubernetes = _ensure_bundle(
-            root / f"kubernetes-{KUBERNETES_VERSION}-helm-{HELM_VERSION}",
+        _ensure_bundle(
+            kubernetes,
             lambda output: go_build(
                 "k8s.io/kubernetes",
                 KUBERNETES_VERSION,
@@ -460,8 +466,8 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
                 f" -X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION}",
             ),
         )
-        simulation = _ensure_bundle(
-            root / f"kwok-{KWOK_VERSION}-metrics-server-{METRICS_SERVER_VERSION}",
+        _ensure_bundle(
+            simulation,
             lambda output: go_build(
                 "sigs.k8s.io/kwok",
                 KWOK_VERSION,
@@ -474,8 +480,8 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
                 requires=[f"sigs.k8s.io/metrics-server v{METRICS_SERVER_VERSION}"],
             ),
         )
-        dapr = _ensure_bundle(
-            root / f"dapr-control-plane-{DAPR_VERSION}",
+        _ensure_bundle(
+            dapr,
             lambda output: go_build(
                 "github.com/dapr/dapr",
                 DAPR_VERSION,
@@ -488,6 +494,10 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
                 ldflags=f"-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}",
             ),
         )
+    return _cluster_tools(kubernetes, simulation, dapr)
+
+
+def _cluster_tools(kubernetes: Path, simulation: Path, dapr: Path) -> ClusterTools:
     return ClusterTools(
         etcd=kubernetes / "etcd",
         kube_apiserver=kubernetes / "kube-apiserver",
@@ -502,7 +512,7 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
     )
 
 
-def _ensure_bundle(directory: Path, build: Callable[[Path], None]) -> Path:
+def _ensure_bundle(directory: Path, build: Callable[[Path], None]) -> None:
     """A directory of binaries built together: it only exists once the build is complete
     (go_build renames it into place), so its presence is the cache hit."""
     if not directory.is_dir():
@@ -513,7 +523,6 @@ def _ensure_bundle(directory: Path, build: Callable[[Path], None]) -> Path:
                 f"{directory.name}: Go build failed ({error}); docs/kubernetes.md says what"
                 " it builds"
             ) from error
-    return directory
 
 
 def staging_replaces(go_mod: str) -> list[str]:
@@ -524,5 +533,7 @@ def staging_replaces(go_mod: str) -> list[str]:
     published = "v0." + KUBERNETES_VERSION.split(".", 1)[1]
     return [
         f"{match.group(1)} => {match.group(1)} {published}"
-        for match in re.finditer(r"^\s*(k8s\.io/[\w.-]+) => \./staging/src/\1\s*$", go_mod, re.M)
+        for match in re.finditer(
+            r"^\s*(k8s\.io/[\w.-]+) => \./staging/src/\1\s*$", go_mod, re.MULTILINE
+        )
     ]

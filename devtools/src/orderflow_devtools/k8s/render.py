@@ -9,6 +9,7 @@ import yaml
 
 Manifest = dict[str, Any]
 
+
 class RenderError(Exception):
     """kustomize failed; the message is its own last line."""
 
