@@ -1,13 +1,15 @@
 # orderflow: the commands people type. `make help` lists them.
 # Every target installs what it needs first: uv (from PyPI, pinned), the Python packages
-# (uv.lock), and the pinned tools (daprd, Redis, Prometheus, promtool, Jaeger).
+# (uv.lock), and the pinned tools (daprd, Redis, Prometheus, promtool, Jaeger; for the
+# local Kubernetes control plane, Kubernetes 1.34.4, etcd, kwok, metrics-server, Helm and
+# Dapr's sentry and injector, built from the Go module proxy the first time).
 
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 ORDERFLOW := $(UV) run --frozen orderflow
 
 .DEFAULT_GOAL := help
-.PHONY: help uv sync tools up down fault fault-clear load bench status dashboards cluster test lint format unit integration clean
+.PHONY: help uv sync tools up down fault fault-clear load bench status dashboards cluster cluster-tools cluster-local cluster-local-down test lint format unit integration kubernetes clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,8 +48,17 @@ dashboards: sync ## regenerate the dashboards JSON and the Kubernetes Prometheus
 	$(UV) run --frozen orderflow-dashboards
 	$(UV) run --frozen python -m orderflow_devtools.k8s.prometheusrule
 
-cluster: ## create the local kind cluster for `skaffold dev` (docs/kubernetes.md)
+cluster: ## create the local kind cluster for `skaffold dev` (needs Docker; docs/kubernetes.md)
 	kind create cluster --config deploy/kind/cluster.yaml
+
+cluster-tools: sync ## provision the local Kubernetes control plane (~20 min the first time, then cached)
+	@$(ORDERFLOW) cluster tools
+
+cluster-local: cluster-tools ## run a real Kubernetes control plane on 127.0.0.1, kwok for its node, until Ctrl-C
+	@$(ORDERFLOW) cluster up
+
+cluster-local-down: sync ## stop a control plane that `make cluster-local` runs in another terminal
+	@$(ORDERFLOW) cluster down
 
 lint: sync ## ruff (lint and format check) and mypy strict
 	$(UV) run --frozen ruff check .
@@ -59,12 +70,15 @@ format: sync ## apply ruff's fixes and formatting
 	$(UV) run --frozen ruff format .
 
 unit: sync ## the fast tests only (Dapr faked at the adapter)
-	$(UV) run --frozen pytest -m "not integration"
+	$(UV) run --frozen pytest -m "not integration and not kubernetes"
 
 integration: tools ## the tests against the real daprd, Redis, Prometheus and Jaeger
 	$(UV) run --frozen pytest -m integration
 
-test: tools lint ## everything CI runs: lint, types, unit and integration tests
+kubernetes: cluster-tools ## the tests against the local Kubernetes control plane (tests/kubernetes)
+	$(UV) run --frozen pytest -m kubernetes
+
+test: tools cluster-tools lint ## everything CI runs: lint, types, unit, integration and Kubernetes tests
 	$(UV) run --frozen pytest
 
 clean: ## remove the local stack's data and the caches in the tree

@@ -6,6 +6,7 @@ breaks the standard, and objects that break a schema, are refused with the serve
 words."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import yaml
 from orderflow_devtools import runfile
 from orderflow_devtools.cluster import ClusterError, LocalCluster
 from orderflow_devtools.k8s.render import build_combination, combinations
+
+pytestmark = pytest.mark.kubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -109,7 +112,8 @@ def test_a_pod_as_the_template_says_is_admitted(
     assert _create(prod, pod, dry_run=True) == ""
 
 
-BROKEN_PODS = {
+Change = Callable[[dict[str, Any]], object]
+BROKEN_PODS: dict[str, tuple[Change, str]] = {
     "privilege escalation allowed": (
         lambda p: p["spec"]["containers"][0]["securityContext"].update(
             allowPrivilegeEscalation=True
@@ -164,7 +168,7 @@ def _prod_object(kind: str, name: str, kustomize: Path, tmp_path: Path) -> dict[
     return found
 
 
-BROKEN_OBJECTS = {
+BROKEN_OBJECTS: dict[str, tuple[str, str, Change, str]] = {
     # (kind, name, change, what the API server says)
     "misspelled Deployment field": (
         "Deployment", "payments", lambda d: d["spec"].update(replica=2),

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from orderflow_devtools.cluster import LocalCluster, usage
 from orderflow_devtools.observe import eventually
 from orderflow_devtools.status import Status
+
+pytestmark = pytest.mark.kubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAY = Path(__file__).parent / "autoscaling"
@@ -63,11 +66,13 @@ def test_fulfillment_scales_out_holds_and_scales_back(fresh: LocalCluster) -> No
                         fresh.kubeconfig)  # fmt: skip
         # Applied, with metrics, at the minimum: not scaling.
         eventually(
-            lambda: all(
-                _hpa(fresh, name)["status"].get("currentMetrics")
-                for name in ("fulfillment", "storefront")
-            )
-            and status.hpa().state == "applied",
+            lambda: (
+                all(
+                    _hpa(fresh, name)["status"].get("currentMetrics")
+                    for name in ("fulfillment", "storefront")
+                )
+                and status.hpa().state == "applied"
+            ),
             "both HPAs reading CPU, at their minimum",
             60,
         )

@@ -15,6 +15,8 @@ from orderflow_devtools import runfile
 from orderflow_devtools.cluster import DAPR_NAMESPACE, LocalCluster, dapr_chart
 from orderflow_devtools.tools import ClusterTools, ensure_kustomize, ensure_skaffold
 
+pytestmark = pytest.mark.kubernetes
+
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "orderflow"
 TAG = "0.1.0"

@@ -1,14 +1,14 @@
-"""Fixtures for the offline checks of deploy/, skaffold.yaml and the Dockerfiles: the
-pinned kustomize, every kustomize combination rendered once, and the published schemas.
-Nothing here needs a cluster or a Docker engine; kustomize and the schemas come from the
-Go module proxy (cached after the first run) and PyPI."""
+"""Fixtures for the checks of deploy/, skaffold.yaml and the Dockerfiles that the API
+server cannot make (tests/kubernetes applies the same objects to a real one): every
+kustomize combination rendered once, and the services as dapr.yaml names them. Nothing
+here needs a cluster or a Docker engine; kustomize comes from the Go module proxy."""
 
 from pathlib import Path
 
 import pytest
 
+from orderflow_devtools import runfile
 from orderflow_devtools.k8s.render import Manifest, build_combination, combinations
-from orderflow_devtools.k8s.schemas import SchemaValidator, published_crds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,6 +29,12 @@ def service_dirs() -> set[str]:
 
 
 @pytest.fixture(scope="session")
+def app_ports() -> dict[str, int]:
+    """Each service's app port, from the registry of services: dapr.yaml."""
+    return {app.app_id: app.app_port for app in runfile.load(REPO / "dapr.yaml")}
+
+
+@pytest.fixture(scope="session")
 def rendered(
     kustomize: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, list[Manifest]]:
@@ -39,8 +45,3 @@ def rendered(
         combination: build_combination(kustomize, deploy, combination, scratch)
         for combination in combinations(deploy)
     }
-
-
-@pytest.fixture(scope="session")
-def validator() -> SchemaValidator:
-    return SchemaValidator(published_crds())

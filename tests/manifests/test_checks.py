@@ -64,11 +64,17 @@ def test_dev_makes_only_the_service_containers_writable(
     ]
 
 
+def test_dapr_yaml_registers_every_service(
+    app_ports: dict[str, int], service_dirs: set[str]
+) -> None:
+    assert set(app_ports) == service_dirs
+
+
 @pytest.mark.parametrize("combination", COMBINATIONS)
 def test_one_name_per_service(
-    combination: str, rendered: dict[str, list[Manifest]], service_dirs: set[str]
+    combination: str, rendered: dict[str, list[Manifest]], app_ports: dict[str, int]
 ) -> None:
-    assert checks.check_service_names(rendered[combination], service_dirs) == []
+    assert checks.check_service_names(rendered[combination], app_ports) == []
 
 
 def _deployment_order(objects: list[Manifest]) -> list[str]:
@@ -208,28 +214,32 @@ BROKEN: dict[str, tuple[Callable[..., list[str]], Change, str]] = {
         lambda o: next(
             e for e in _app(o, "notifications")["env"] if e["name"] == "APP_PORT"
         ).update(value="8006"),
-        "Deployment/notifications: app port differs: annotation 8005, container port http"
-        " 8005, APP_PORT 8006",
+        "Deployment/notifications: app port differs from dapr.yaml's 8005: annotation 8005,"
+        " container port http 8005, APP_PORT 8006, Service 8005",
     ),
-    "service directory without a Deployment": (
+    "Service on another port": (
+        checks.check_service_names,
+        lambda o: _one(o, "Service", "payments")["spec"]["ports"][0].update(port=8080),
+        "Deployment/payments: app port differs from dapr.yaml's 8003: annotation 8003,"
+        " container port http 8003, APP_PORT 8003, Service 8080",
+    ),
+    "registered service without a Deployment": (
         checks.check_service_names,
         lambda o: o.remove(_one(o, "Deployment", "fulfillment")),
-        "services/fulfillment: no Deployment with Dapr app-id fulfillment",
+        "dapr.yaml app fulfillment: no Deployment with Dapr app-id fulfillment",
     ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_the_check_refuses(
-    case: str, rendered: dict[str, list[Manifest]], service_dirs: set[str]
+    case: str, rendered: dict[str, list[Manifest]], app_ports: dict[str, int]
 ) -> None:
     check, change, expected = BROKEN[case]
     objects = copy.deepcopy(rendered["overlays/prod"])
     change(objects)
 
-    problems = (
-        check(objects, service_dirs) if check is checks.check_service_names else check(objects)
-    )
+    problems = check(objects, app_ports) if check is checks.check_service_names else check(objects)
 
     assert [problem for problem in problems if problem.startswith(expected)] == problems
     assert len(problems) == 1

@@ -7,19 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from orderflow_devtools import runfile
 from orderflow_devtools.k8s.network import Edge, Pod, allowed_edges
 from orderflow_devtools.k8s.render import Manifest, combinations
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
-# The app ports (dapr.yaml, and deploy/base/services/*.yaml).
-APP_PORTS = {
-    "storefront": 8001,
-    "inventory": 8002,
-    "payments": 8003,
-    "fulfillment": 8004,
-    "notifications": 8005,
-}
+# The app ports, from the registry of services.
+APP_PORTS = {app.app_id: app.app_port for app in runfile.load(DEPLOY.parent / "dapr.yaml")}
 # Service invocation: the caller's sidecar calls the callee's sidecar on Dapr's internal
 # gRPC port. Pub/sub goes through Redis, so it is no direct edge between services.
 INVOCATIONS = {("storefront", "inventory"), ("storefront", "payments")}

@@ -262,7 +262,7 @@ class LocalCluster:
             f"--namespace={namespace}", f"--timeout={timeout:.0f}s",
         )  # fmt: skip
 
-        def settled() -> list[dict[str, Any]] | None:
+        def settled() -> list[dict[str, Any]]:
             with self.http() as http:
                 path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
                 items: list[dict[str, Any]] = http.get(path).json()["items"]
@@ -271,7 +271,7 @@ class LocalCluster:
                 for d in items
                 for field in ("replicas", "updatedReplicas", "availableReplicas")
             )
-            return items if items and done else None
+            return items if done else []
 
         return eventually(settled, f"every Deployment in {namespace} rolled out", timeout)
 

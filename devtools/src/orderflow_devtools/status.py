@@ -413,14 +413,14 @@ class Status:
         if hpas is not None:
             if not hpas:
                 return False, f"no HPA in the local control plane ({cluster.SIMULATED})"
-            names = ", ".join(
+            listed = ", ".join(
                 f"{h['metadata']['name']} {h['spec'].get('minReplicas', 1)}-"
                 f"{h['spec']['maxReplicas']}"
                 for h in sorted(hpas, key=lambda h: h["metadata"]["name"])
             )
             return True, (
                 f"the local control plane's HPA controller evaluates {len(hpas)} HPAs:"
-                f" {names} ({cluster.SIMULATED})"
+                f" {listed} ({cluster.SIMULATED})"
             )
         applied = self.prometheus.query("kube_horizontalpodautoscaler_spec_max_replicas")
         if not applied:
@@ -441,8 +441,10 @@ class Status:
                 for h in sorted(hpas, key=lambda h: h["metadata"]["name"])
                 if (status := h.get("status", {})).get("currentReplicas", 0)
                 > h["spec"].get("minReplicas", 1)
-                or "desiredReplicas" in status
-                and status["desiredReplicas"] != status.get("currentReplicas")
+                or (
+                    "desiredReplicas" in status
+                    and status["desiredReplicas"] != status.get("currentReplicas")
+                )
             ]
             if not moving:
                 return False, "every HPA at its minimum, none changing"

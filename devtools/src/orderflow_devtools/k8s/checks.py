@@ -4,7 +4,7 @@ Each ``check_*`` takes the objects of one kustomize build and returns its proble
 line each; an empty list means the rule holds.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from orderflow_devtools.k8s.render import Manifest, name_of
@@ -252,12 +252,13 @@ def check_read_only_root(objects: list[Manifest]) -> list[str]:
 # --- one name per service --------------------------------------------------------------
 
 
-def check_service_names(objects: list[Manifest], service_dirs: set[str]) -> list[str]:
-    """Each Dapr app: app-id = Deployment = Service = ServiceAccount = services/<dir>,
-    and its app port is the same number in the annotation, the container and APP_PORT.
-    Every service directory is deployed."""
+def check_service_names(objects: list[Manifest], services: Mapping[str, int]) -> list[str]:
+    """Each Dapr app is a service of the registry, dapr.yaml (``services``: app-id to app
+    port): app-id = Deployment = Service = ServiceAccount, and its app port is the
+    registry's in the annotation, the container's http port, APP_PORT and the Service.
+    Every service of the registry is deployed."""
     problems = []
-    services = {obj["metadata"]["name"]: obj for obj in objects if obj.get("kind") == "Service"}
+    by_name = {obj["metadata"]["name"]: obj for obj in objects if obj.get("kind") == "Service"}
     deployed = set()
     for workload, template in pod_templates(objects):
         if not dapr_enabled(template):
@@ -270,29 +271,41 @@ def check_service_names(objects: list[Manifest], service_dirs: set[str]) -> list
                 f"{name_of(workload)}: Dapr app-id {annotations.get('dapr.io/app-id')!r}"
                 " is not the Deployment's name"
             )
-        if name not in service_dirs:
-            problems.append(f"{name_of(workload)}: no directory services/{name}")
+        if name not in services:
+            problems.append(f"{name_of(workload)}: no app {name} in dapr.yaml")
         if template["spec"].get("serviceAccountName") != name:
             problems.append(f"{name_of(workload)}: its ServiceAccount is not named {name}")
-        problems.extend(_port_problems(workload, template, services.get(name)))
+        problems.extend(_port_problems(workload, template, by_name.get(name), services.get(name)))
     problems.extend(
-        f"services/{missing}: no Deployment with Dapr app-id {missing}"
-        for missing in sorted(service_dirs - deployed)
+        f"dapr.yaml app {missing}: no Deployment with Dapr app-id {missing}"
+        for missing in sorted(set(services) - deployed)
     )
     return problems
 
 
-def _port_problems(workload: Manifest, template: Manifest, service: Manifest | None) -> list[str]:
+def _port_problems(
+    workload: Manifest, template: Manifest, service: Manifest | None, port: int | None
+) -> list[str]:
     # The app is the first container: the sidecar is only added at admission.
     app = template["spec"]["containers"][0]
-    app_port = template["metadata"]["annotations"].get("dapr.io/app-port")
-    ports = {p.get("name"): p["containerPort"] for p in app.get("ports", [])}
-    env = {e["name"]: e.get("value") for e in app.get("env", [])}
+    found = {
+        "annotation": template["metadata"]["annotations"].get("dapr.io/app-port"),
+        "container port http": next(
+            (p["containerPort"] for p in app.get("ports", []) if p.get("name") == "http"), None
+        ),
+        "APP_PORT": next(
+            (e.get("value") for e in app.get("env", []) if e["name"] == "APP_PORT"), None
+        ),
+    }
+    if service is not None:
+        found["Service"] = next(
+            (p["port"] for p in service["spec"].get("ports", []) if p.get("name") == "http"), None
+        )
     problems = []
-    if str(ports.get("http")) != app_port or env.get("APP_PORT") != app_port:
+    if port is not None and any(str(value) != str(port) for value in found.values()):
         problems.append(
-            f"{name_of(workload)}: app port differs: annotation {app_port}, container port"
-            f" http {ports.get('http')}, APP_PORT {env.get('APP_PORT')}"
+            f"{name_of(workload)}: app port differs from dapr.yaml's {port}: "
+            + ", ".join(f"{where} {value}" for where, value in found.items())
         )
     labels = template["metadata"].get("labels", {})
     if service is None:
