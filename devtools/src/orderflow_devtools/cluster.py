@@ -10,10 +10,11 @@ a made-up IP and become Running and Ready, but no container runs, so no image is
 no probe is made and no NetworkPolicy is enforced (there is no CNI). Each pod's CPU and
 memory use is what a kwok ClusterResourceUsage says, which is how tests drive the HPAs.
 
-Every listener is on 127.0.0.1, ports 20000-20999, except the Dapr injector's health
-server, which binds all interfaces whatever it is told (dapr 1.18.2 gives it no listen
-address). The made-up pod and Service addresses are never dialled: webhooks and the
-metrics API are reached through ExternalName Services that name localhost.
+Every listener is in 20000-20999 and on 127.0.0.1, except three that Dapr 1.18.2 binds on
+all interfaces whatever it is told: the injector's webhook and health servers, and
+sentry's health server (tests/kubernetes/test_cluster.py). The made-up pod and Service
+addresses are never dialled: webhooks and the metrics API are reached through
+ExternalName Services that name localhost.
 https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/
 """
 
@@ -50,7 +51,7 @@ GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platfor
 # use are unchanged since. 0.94.1 is the newest release the Go module proxy serves.
 PROMETHEUS_OPERATOR_VERSION = "0.94.1"
 
-# What listens where (the injector's health server on every interface, see above).
+# What listens where (three of Dapr's on every interface, see above).
 PORTS = {
     "etcd": 20379,
     "etcd-peer": 20380,
@@ -209,7 +210,6 @@ class LocalCluster:
         self.run_dir = run_dir
         self.pki = Pki(run_dir / "pki")
         self.kubeconfig = run_dir / "kubeconfig"
-        self.out = out
         self.stack = Stack(self._processes(), out)
         self._tls_context: ssl.SSLContext | None = None
 
@@ -224,9 +224,9 @@ class LocalCluster:
 
     # --- talking to it --------------------------------------------------------------
 
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
         """Run the cluster's kubectl against it; a failure is a ClusterError with
-        kubectl's own last line, unless ``check`` is false."""
+        kubectl's own last line."""
         result = subprocess.run(
             [str(self.tools.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
@@ -234,7 +234,7 @@ class LocalCluster:
             text=True,
             check=False,
         )
-        if check and result.returncode != 0:
+        if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             raise ClusterError(f"kubectl {' '.join(args[:2])}: {lines[-1] if lines else 'failed'}")
         return result.stdout
