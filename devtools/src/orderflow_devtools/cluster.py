@@ -325,6 +325,19 @@ class LocalCluster:
             f"--tls-cert-file={pki.path('serving.crt')}",
             f"--tls-private-key-file={pki.path('serving.key')}",
         ]
+
+        def component(name: str) -> list[str]:
+            """What every Kubernetes component here is given: the admin's kubeconfig (for
+            its work and to check who calls it), and its HTTPS port on loopback."""
+            return [
+                kubeconfig,
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={PORTS[name]}",
+                *serving,
+            ]
+
         etcd = f"http://{LOOPBACK}:{PORTS['etcd']}"
         peer = f"http://{LOOPBACK}:{PORTS['etcd-peer']}"
         return [
@@ -388,12 +401,7 @@ class LocalCluster:
                 name="kube-controller-manager",
                 argv=[
                     str(tools.kube_controller_manager),
-                    kubeconfig,
-                    f"--authentication-kubeconfig={self.kubeconfig}",
-                    f"--authorization-kubeconfig={self.kubeconfig}",
-                    f"--bind-address={LOOPBACK}",
-                    f"--secure-port={PORTS['kube-controller-manager']}",
-                    *serving,
+                    *component("kube-controller-manager"),
                     "--leader-elect=false",
                     "--use-service-account-credentials=true",
                     f"--service-account-private-key-file={pki.path('sa.key')}",
@@ -409,12 +417,7 @@ class LocalCluster:
                 name="kube-scheduler",
                 argv=[
                     str(tools.kube_scheduler),
-                    kubeconfig,
-                    f"--authentication-kubeconfig={self.kubeconfig}",
-                    f"--authorization-kubeconfig={self.kubeconfig}",
-                    f"--bind-address={LOOPBACK}",
-                    f"--secure-port={PORTS['kube-scheduler']}",
-                    *serving,
+                    *component("kube-scheduler"),
                     "--leader-elect=false",
                     "--profiling=false",
                 ],
@@ -450,12 +453,7 @@ class LocalCluster:
                 name="metrics-server",
                 argv=[
                     str(tools.metrics_server),
-                    kubeconfig,
-                    f"--authentication-kubeconfig={self.kubeconfig}",
-                    f"--authorization-kubeconfig={self.kubeconfig}",
-                    f"--bind-address={LOOPBACK}",
-                    f"--secure-port={PORTS['metrics-server']}",
-                    *serving,
+                    *component("metrics-server"),
                     "--kubelet-preferred-address-types=InternalIP",
                     "--kubelet-use-node-status-port",
                     f"--kubelet-certificate-authority={pki.path('ca.crt')}",
