@@ -616,9 +616,15 @@ class LocalCluster:
         self.apply(bootstrap_objects(self.pki.path("ca.crt").read_text()))
 
     def _metrics(self) -> None:
-        """What kwok reports: the kubelet's resource metrics endpoint (which
-        metrics-server scrapes), and a baseline usage of every container."""
-        self.apply(simulated_metrics())
+        """What kwok reports: the kubelet's resource metrics endpoint that metrics-server
+        scrapes (kwok's own definition, as its metrics-server setup uses it), and what
+        every container uses until a test says otherwise: 1m of CPU and 16Mi of memory."""
+        kwok = go_module_dir("sigs.k8s.io/kwok", KWOK_VERSION)
+        metrics = kwok / "kustomize/metrics/resource/metrics-resource.yaml"
+        self.kubectl(
+            "apply", "--server-side", "--field-manager=orderflow-cluster", "-f", str(metrics)
+        )
+        self.apply([usage("baseline", cpu="1m", memory="16Mi")])
 
     def _injector_credentials(self) -> None:
         """What a pod of the injector would have mounted: a token for the dapr-injector
@@ -686,272 +692,158 @@ def crd_files() -> list[Path]:
 
 
 def bootstrap_objects(ca_pem: str) -> list[dict[str, Any]]:
-    """The node kwok simulates, and the Services and registrations through which the API
-    server reaches the local processes."""
-    kubelet_port = PORTS["kwok"]
+    """The node kwok simulates, and the objects through which the API server reaches the
+    local processes (and that sentry and the injector need)."""
+    helm_owned = (
+        "\n  labels: {app.kubernetes.io/managed-by: Helm}"
+        "\n  annotations: {meta.helm.sh/release-name: dapr,"
+        f" meta.helm.sh/release-namespace: {DAPR_NAMESPACE}}}"
+    )
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": NODE,
-                # What a kubelet labels its node with (charts select on the OS).
-                "labels": {
-                    "kubernetes.io/hostname": NODE,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": GOARCH,
-                    "type": "kwok",
-                },
-                "annotations": {
-                    # kwok serves each node's resource metrics under its own path.
-                    # https://github.com/kubernetes-sigs/metrics-server (node annotation)
-                    "metrics.k8s.io/resource-metrics-path": (
-                        f"/metrics/nodes/{NODE}/metrics/resource"
-                    ),
-                },
-            },
-            "status": {
-                "allocatable": {"cpu": "32", "memory": "64Gi", "pods": "110"},
-                "capacity": {"cpu": "32", "memory": "64Gi", "pods": "110"},
-                "addresses": [{"type": "InternalIP", "address": LOOPBACK}],
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
-            },
-        },
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DAPR_NAMESPACE}},
-        # Objects that Dapr's chart also makes, marked as its release's so that a Helm
-        # install of the chart here (skaffold's local profile) adopts them instead of
-        # refusing to start. https://helm.sh/docs/faq/changes_since_helm2/ (adoption)
-        *(
-            _helm_owned(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ServiceAccount",
-                    "metadata": {"name": name, "namespace": DAPR_NAMESPACE},
-                }
-            )
-            for name in ("dapr-injector", "dapr-sentry")
-        ),
-        # The control plane's own settings, which sentry reads at start (as the chart's
-        # dapr_config makes them).
-        _helm_owned(
-            {
-                "apiVersion": "dapr.io/v1alpha1",
-                "kind": "Configuration",
-                "metadata": {"name": "daprsystem", "namespace": DAPR_NAMESPACE},
-                "spec": {
-                    "mtls": {
-                        "enabled": True,
-                        "workloadCertTTL": "24h",
-                        "allowedClockSkew": "15m",
-                        "controlPlaneTrustDomain": "cluster.local",
-                        "sentryAddress": f"dapr-sentry.{DAPR_NAMESPACE}.svc.cluster.local:443",
-                    }
-                },
-            }
-        ),
-        # Sentry keeps its root and issuer here and publishes the trust anchors; it
-        # fills them, but will not create them.
-        *(
-            _helm_owned(
-                {
-                    "apiVersion": "v1",
-                    "kind": kind,
-                    "metadata": {"name": "dapr-trust-bundle", "namespace": DAPR_NAMESPACE},
-                }
-            )
-            for kind in ("Secret", "ConfigMap")
-        ),
-        # The pod a real injector would run in: sentry issues the injector's certificate
-        # only for a token bound to a pod of the dapr-injector account. kwok reports it
-        # Running; what runs is the local process.
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": INJECTOR_POD,
-                "namespace": DAPR_NAMESPACE,
-                "labels": {"app": "dapr-sidecar-injector"},
-                # Which Dapr identity the pod's token may ask for (else its name).
-                "annotations": {"dapr.io/app-id": "dapr-injector"},
-            },
-            "spec": {
-                "serviceAccountName": "dapr-injector",
-                "automountServiceAccountToken": False,
-                "nodeName": NODE,
-                "containers": [
-                    {
-                        "name": "dapr-sidecar-injector",
-                        "image": f"ghcr.io/dapr/injector:{DAPR_VERSION}",
-                    }
-                ],
-            },
-        },
-        _external_name("dapr-sidecar-injector", DAPR_NAMESPACE, PORTS["dapr-injector"]),
-        # As Dapr's chart registers it (charts/dapr/charts/dapr_sidecar_injector), except
-        # that the Service is the one above and a failure refuses the pod: a test must not
-        # pass on a pod that was let through without its sidecar. The injector fills in
-        # caBundle itself, with sentry's trust anchors.
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "dapr-sidecar-injector"},
-            "webhooks": [
-                {
-                    "name": "sidecar-injector.dapr.io",
-                    "reinvocationPolicy": "IfNeeded",
-                    "clientConfig": {
-                        "service": {
-                            "namespace": DAPR_NAMESPACE,
-                            "name": "dapr-sidecar-injector",
-                            "path": "/mutate",
-                            "port": PORTS["dapr-injector"],
-                        }
-                    },
-                    "rules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "resources": ["pods"],
-                            "operations": ["CREATE"],
-                        }
-                    ],
-                    "failurePolicy": "Fail",
-                    "sideEffects": "None",
-                    "admissionReviewVersions": ["v1"],
-                    # Only the namespaces that run apps: the control plane's own stay out.
-                    "namespaceSelector": {
-                        "matchExpressions": [
-                            {
-                                "key": "kubernetes.io/metadata.name",
-                                "operator": "NotIn",
-                                "values": ["kube-system", DAPR_NAMESPACE],
-                            }
-                        ]
-                    },
-                }
-            ],
-        },
-        _external_name("metrics-server", "kube-system", PORTS["metrics-server"]),
-        {
-            "apiVersion": "apiregistration.k8s.io/v1",
-            "kind": "APIService",
-            "metadata": {"name": "v1beta1.metrics.k8s.io"},
-            "spec": {
-                "service": {
-                    "name": "metrics-server",
-                    "namespace": "kube-system",
-                    "port": PORTS["metrics-server"],
-                },
-                "group": "metrics.k8s.io",
-                "version": "v1beta1",
-                "caBundle": _base64(ca_pem),
-                "groupPriorityMinimum": 100,
-                "versionPriority": 100,
-            },
-        },
-    ]
-
-
-def _helm_owned(obj: dict[str, Any]) -> dict[str, Any]:
-    obj["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "Helm"}
-    obj["metadata"]["annotations"] = {
-        "meta.helm.sh/release-name": "dapr",
-        "meta.helm.sh/release-namespace": DAPR_NAMESPACE,
-    }
-    return obj
-
-
-def _external_name(name: str, namespace: str, port: int) -> dict[str, Any]:
-    """A Service that sends the API server to a process on this machine.
-    https://kubernetes.io/docs/concepts/services-networking/service/#externalname"""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "type": "ExternalName",
-            "externalName": "localhost",
-            "ports": [{"name": "https", "port": port}],
-        },
-    }
-
-
-def _base64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def simulated_metrics() -> list[dict[str, Any]]:
-    """kwok's kubelet resource metrics (the endpoint kwok's own metrics-server setup
-    uses, sigs.k8s.io/kwok kustomize/metrics/resource) and the usage it reports for every
-    container until a test says otherwise: 1m of CPU and 16Mi of memory."""
-    container = {
-        "labels": [
-            {"name": "container", "value": "container.name"},
-            {"name": "namespace", "value": "pod.metadata.namespace"},
-            {"name": "pod", "value": "pod.metadata.name"},
-        ],
-        "dimension": "container",
-    }
-    pod = {
-        "labels": [
-            {"name": "namespace", "value": "pod.metadata.namespace"},
-            {"name": "pod", "value": "pod.metadata.name"},
-        ],
-        "dimension": "pod",
-    }
-    metrics = [
-        {"name": "scrape_error", "dimension": "node", "kind": "gauge", "value": "0"},
-        {
-            "name": "container_start_time_seconds",
-            "kind": "gauge",
-            "value": "pod.SinceSecond()",
-            **container,
-        },
-        {
-            "name": "container_cpu_usage_seconds_total",
-            "kind": "counter",
-            "value": 'pod.CumulativeUsage("cpu", container.name)',
-            **container,
-        },
-        {
-            "name": "container_memory_working_set_bytes",
-            "kind": "gauge",
-            "value": 'pod.Usage("memory", container.name)',
-            **container,
-        },
-        {
-            "name": "pod_cpu_usage_seconds_total",
-            "kind": "counter",
-            "value": 'pod.CumulativeUsage("cpu")',
-            **pod,
-        },
-        {
-            "name": "pod_memory_working_set_bytes",
-            "kind": "gauge",
-            "value": 'pod.Usage("memory")',
-            **pod,
-        },
-        {
-            "name": "node_cpu_usage_seconds_total",
-            "dimension": "node",
-            "kind": "counter",
-            "value": 'node.CumulativeUsage("cpu")',
-        },
-        {
-            "name": "node_memory_working_set_bytes",
-            "dimension": "node",
-            "kind": "gauge",
-            "value": 'node.Usage("memory")',
-        },
-    ]
-    return [
-        {
-            "apiVersion": "kwok.x-k8s.io/v1alpha1",
-            "kind": "Metric",
-            "metadata": {"name": "metrics-resource"},
-            "spec": {"path": "/metrics/nodes/{nodeName}/metrics/resource", "metrics": metrics},
-        },
-        usage("baseline", cpu="1m", memory="16Mi"),
+        doc
+        for doc in yaml.safe_load_all(
+            f"""
+apiVersion: v1
+kind: Node
+metadata:
+  name: {NODE}
+  # What a kubelet labels its node with (charts pick nodes by OS).
+  labels:
+    kubernetes.io/hostname: {NODE}
+    kubernetes.io/os: linux
+    kubernetes.io/arch: {GOARCH}
+    type: kwok
+  # kwok serves each node's resource metrics under its own path; metrics-server reads
+  # this annotation. https://github.com/kubernetes-sigs/metrics-server
+  annotations:
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/{NODE}/metrics/resource
+status:
+  allocatable: {{cpu: "32", memory: 64Gi, pods: "110"}}
+  capacity: {{cpu: "32", memory: 64Gi, pods: "110"}}
+  addresses: [{{type: InternalIP, address: {LOOPBACK}}}]
+  daemonEndpoints: {{kubeletEndpoint: {{Port: {PORTS["kwok"]}}}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {DAPR_NAMESPACE}}}
+# Objects that Dapr's chart also makes are marked as its release's, so that a Helm install
+# of the chart here (skaffold's local profile) adopts them instead of refusing to start.
+# https://helm.sh/docs/faq/changes_since_helm2/ (release adoption)
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: dapr-injector
+  namespace: {DAPR_NAMESPACE}{helm_owned}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: dapr-sentry
+  namespace: {DAPR_NAMESPACE}{helm_owned}
+# Sentry keeps its root and issuer in the Secret and publishes the trust anchors in the
+# ConfigMap; it fills them, but will not create them.
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: dapr-trust-bundle
+  namespace: {DAPR_NAMESPACE}{helm_owned}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: dapr-trust-bundle
+  namespace: {DAPR_NAMESPACE}{helm_owned}
+# The control plane's settings, which sentry reads at start (as the chart's dapr_config).
+---
+apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata:
+  name: daprsystem
+  namespace: {DAPR_NAMESPACE}{helm_owned}
+spec:
+  mtls:
+    enabled: true
+    workloadCertTTL: 24h
+    allowedClockSkew: 15m
+    controlPlaneTrustDomain: cluster.local
+    sentryAddress: dapr-sentry.{DAPR_NAMESPACE}.svc.cluster.local:443
+# The pod a real injector would run in: sentry issues the injector's certificate only for
+# a token bound to a pod of the dapr-injector account, and takes the identity it may ask
+# for from the pod's app-id. kwok reports it Running; what runs is the local process.
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {INJECTOR_POD}
+  namespace: {DAPR_NAMESPACE}
+  labels: {{app: dapr-sidecar-injector}}
+  annotations: {{dapr.io/app-id: dapr-injector}}
+spec:
+  serviceAccountName: dapr-injector
+  automountServiceAccountToken: false
+  nodeName: {NODE}
+  containers: [{{name: dapr-sidecar-injector, image: "ghcr.io/dapr/injector:{DAPR_VERSION}"}}]
+# Services that send the API server to a process on this machine.
+# https://kubernetes.io/docs/concepts/services-networking/service/#externalname
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: dapr-sidecar-injector, namespace: {DAPR_NAMESPACE}}}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{{name: https, port: {PORTS["dapr-injector"]}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: metrics-server, namespace: kube-system}}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{{name: https, port: {PORTS["metrics-server"]}}}]
+# As Dapr's chart registers the injector (charts/dapr/charts/dapr_sidecar_injector), but
+# through the Service above, and a failure refuses the pod: a test must not pass on a pod
+# let through without its sidecar. The injector fills in caBundle itself, with sentry's
+# trust anchors. Only the namespaces that run apps: the control plane's stay out.
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {{name: dapr-sidecar-injector}}
+webhooks:
+  - name: sidecar-injector.dapr.io
+    reinvocationPolicy: IfNeeded
+    clientConfig:
+      service:
+        namespace: {DAPR_NAMESPACE}
+        name: dapr-sidecar-injector
+        path: /mutate
+        port: {PORTS["dapr-injector"]}
+    rules:
+      - {{apiGroups: [""], apiVersions: [v1], resources: [pods], operations: [CREATE]}}
+    failurePolicy: Fail
+    sideEffects: None
+    admissionReviewVersions: [v1]
+    namespaceSelector:
+      matchExpressions:
+        - key: kubernetes.io/metadata.name
+          operator: NotIn
+          values: [kube-system, {DAPR_NAMESPACE}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {{name: v1beta1.metrics.k8s.io}}
+spec:
+  service: {{name: metrics-server, namespace: kube-system, port: {PORTS["metrics-server"]}}}
+  group: metrics.k8s.io
+  version: v1beta1
+  caBundle: {base64.b64encode(ca_pem.encode()).decode()}
+  groupPriorityMinimum: 100
+  versionPriority: 100
+"""
+        )
+        if doc
     ]
 
 
