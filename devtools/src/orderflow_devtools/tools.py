@@ -397,7 +397,7 @@ def ensure_skaffold(log: Log) -> Path:
 
 # --- a Kubernetes control plane -----------------------------------------------------------
 # Everything `orderflow cluster` runs (docs/kubernetes.md), built from the Go module proxy in
-# four `go build`s, each cached by version in its own directory of the tool cache.
+# three `go build`s, each cached by version in its own directory of the tool cache.
 
 # The kind node image's minor (deploy/kind/cluster.yaml); v1.34.4 is the newest 1.34 patch
 # release the proxy serves.
@@ -437,7 +437,7 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
     root.mkdir(parents=True, exist_ok=True)
     version = f"-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION}"
     major, minor, _ = KUBERNETES_VERSION.split(".")
-    kubernetes = root / f"kubernetes-{KUBERNETES_VERSION}-helm-{HELM_VERSION}"
+    kubernetes = root / f"kubernetes-{KUBERNETES_VERSION}-helm-{HELM_VERSION}-etcd-{ETCD_VERSION}"
     simulation = root / f"kwok-{KWOK_VERSION}-metrics-server-{METRICS_SERVER_VERSION}"
     dapr = root / f"dapr-control-plane-{DAPR_VERSION}"
     # Cached: no need to wait for the lock (another run may be building something else).
@@ -459,7 +459,10 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
                 },
                 output,
                 log=log,
-                requires=[f"helm.sh/helm/v3 v{HELM_VERSION}"],
+                requires=[
+                    f"helm.sh/helm/v3 v{HELM_VERSION}",
+                    f"go.etcd.io/etcd/server/v3 v{ETCD_VERSION}",
+                ],
                 replaces=staging_replaces,
                 ldflags=f"{version} -X k8s.io/component-base/version.gitMajor={major}"
                 f" -X k8s.io/component-base/version.gitMinor={minor}"
