@@ -431,7 +431,7 @@ class ClusterTools:
 
 
 def ensure_cluster_tools(log: Log) -> ClusterTools:
-    """The control plane's binaries: cached, or built (about 15 minutes on two cores the
+    """The control plane's binaries: cached, or built (about 11 minutes on two cores the
     first time, under the cache lock)."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
