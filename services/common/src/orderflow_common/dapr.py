@@ -22,6 +22,11 @@ from orderflow_common.settings import ServiceSettings
 from orderflow_common.telemetry import Telemetry
 
 JSON = Mapping[str, Any]
+# Every connection to the sidecar is kept open for the next call. httpx keeps only 20
+# idle ones by default, so past 20 calls at once each further call opened and closed a
+# connection of its own (a TCP handshake on both sides, per call).
+# https://www.python-httpx.org/advanced/resource-limits/
+SIDECAR_CONNECTIONS = httpx.Limits(max_connections=200, max_keepalive_connections=200)
 
 
 class DaprError(Exception):
@@ -51,6 +56,7 @@ class DaprClient:
             base_url=settings.dapr_base_url,
             timeout=settings.dapr_api_timeout_seconds,
             transport=transport,
+            limits=SIDECAR_CONNECTIONS,
         )
         # A client span per call, and its traceparent on the request: the sidecar makes
         # its own spans children of it and passes the context on to the callee or topic.
@@ -114,12 +120,16 @@ class DaprClient:
             raise DaprError(f"get {store}/{key}", response)
         return State(value=response.json(), etag=response.headers.get("etag", ""))
 
-    async def get_bulk_state(self, store: str, keys: Sequence[str]) -> dict[str, Any]:
-        """The values of those ``keys`` that exist."""
+    async def get_bulk_state(self, store: str, keys: Sequence[str]) -> dict[str, State]:
+        """Those of ``keys`` that exist, each with its ETag, in one call."""
         response = await self._http.post(f"/v1.0/state/{store}/bulk", json={"keys": list(keys)})
         if response.status_code != httpx.codes.OK:
             raise DaprError(f"bulk get {store}", response)
-        return {item["key"]: item["data"] for item in response.json() if "data" in item}
+        return {
+            item["key"]: State(value=item["data"], etag=item.get("etag", ""))
+            for item in response.json()
+            if "data" in item
+        }
 
     async def save_state(
         self,
@@ -129,14 +139,20 @@ class DaprClient:
         *,
         etag: str | None = None,
         insert_only: bool = False,
+        keep: bool = False,
     ) -> bool:
         """Save ``value``; with ``etag``, only over that version. Returns False when the
         ETag no longer matches (someone wrote in between), so the caller can decide.
 
         ``insert_only`` writes only if ``key`` was never written with it before: Redis
         treats first-write concurrency with ETag "0" as "must not exist yet" and answers
-        a conflict otherwise. Every writer of such a key must use it."""
+        a conflict otherwise. Every writer of such a key must use it.
+
+        ``keep`` exempts the key from the store's time to live (statestores.yaml).
+        https://docs.dapr.io/developing-applications/building-blocks/state-management/state-store-ttl/"""
         item: dict[str, Any] = {"key": key, "value": value}
+        if keep:
+            item["metadata"] = {"ttlInSeconds": "-1"}
         if insert_only:
             item["etag"] = "0"
             item["options"] = {"concurrency": "first-write"}
