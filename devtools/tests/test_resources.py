@@ -66,7 +66,8 @@ def test_a_broken_file_is_one_line_naming_it(copy: Path, replace: str, by: str, 
 def test_a_resource_defined_twice_is_refused(copy: Path) -> None:
     shutil.copy(copy / "pubsub.yaml", copy / "pubsub-again.yaml")
 
-    with pytest.raises(resources.ResourceError, match=r"defined more than once: Component/outbox, Component/pubsub$"):
+    twice = r"defined more than once: Component/outbox, Component/pubsub$"
+    with pytest.raises(resources.ResourceError, match=twice):
         resources.load(copy, copy / "config.yaml")
 
 

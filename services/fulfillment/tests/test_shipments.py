@@ -57,7 +57,8 @@ def test_an_order_ships_once_and_every_delivery_announces_that_shipment(
     # A redelivery may follow a crash between the write and the publish: it publishes
     # again, the same shipment, and the subscribers' dedupe makes it one.
     published = [call for call in sidecar.app_calls if call.path == PUBLISH]
-    assert [call.params for call in published] == [{"metadata.cloudevent.type": "order-shipped"}] * 3
+    typed = {"metadata.cloudevent.type": "order-shipped"}
+    assert [call.params for call in published] == [typed] * 3
     assert {tuple(call.body.items()) for call in published} == {
         (("order_id", "o-1"), ("customer_id", "c-1"), ("shipment_id", shipment["shipment_id"]))
     }

@@ -49,7 +49,7 @@ def statuses(client: TestClient) -> list[str]:
     return [step["status"] for step in client.get("/orders/o-1").json()["history"]]
 
 
-def test_shipped_then_notified_in_order(client: TestClient, sidecar: FakeSidecar) -> None:
+def test_shipped_then_notified_in_order(client: TestClient) -> None:
     assert deliver(client, event("e-1", "order-shipped"), "order-shipped") == "SUCCESS"
     assert deliver(client, event("e-2", "customer-notified"), "customer-notified") == "SUCCESS"
 
@@ -57,9 +57,7 @@ def test_shipped_then_notified_in_order(client: TestClient, sidecar: FakeSidecar
     assert client.get("/orders/o-1").json()["status"] == "notified"
 
 
-def test_duplicates_and_late_arrivals_change_nothing_twice(
-    client: TestClient, sidecar: FakeSidecar
-) -> None:
+def test_duplicates_and_late_arrivals_change_nothing_twice(client: TestClient) -> None:
     deliver(client, event("e-2", "customer-notified"), "customer-notified")
     deliver(client, event("e-1", "order-shipped"), "order-shipped")
     deliver(client, event("e-1", "order-shipped"), "order-shipped")
