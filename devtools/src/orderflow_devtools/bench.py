@@ -353,12 +353,7 @@ def generate(
         log.open("w") as stderr,
         subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr) as locust,
     ):
-        generator = [psutil.Process(locust.pid)]
-        cpu = 0.0
-        while locust.poll() is None:
-            # The process's CPU is gone once it has exited: keep the last reading.
-            cpu = max(cpu, _cpu_seconds(generator))
-            time.sleep(0.2)
+        locust.wait()
     if not out.exists():
         last = log.read_text().strip()[-400:]
         raise RuntimeError(f"the load generator wrote no results: {last}")
@@ -369,7 +364,7 @@ def generate(
         due_from=float(result["due_from"]),
         requests=[tuple(r) for r in result["requests"]],
         unanswered=int(result["unanswered"]),
-        generator_cpu_s=cpu,
+        generator_cpu_s=float(result["cpu_seconds"]),
     )
 
 
@@ -549,11 +544,17 @@ def measure_invocation(local: LocalStack, plan: Plan, scratch: Path) -> dict[str
     watched = {name: groups[name] for name in ("storefront-dapr", "inventory-dapr")}
     cpu_before = {name: _cpu_seconds(group) for name, group in watched.items()}
     runs = {
-        "direct": {"host": local.app_url("inventory"), "request": "get", "path": "/healthz"},
+        "direct": {
+            "host": local.app_url("inventory"),
+            "request": "get",
+            "path": "/healthz",
+            "expect": 200,
+        },
         "dapr": {
             "host": through,
             "request": "get",
             "path": "/v1.0/invoke/inventory/method/healthz",
+            "expect": 200,
         },
     }
     results: dict[str, Any] = side_by_side(runs, plan.invoke_rps, plan.invoke_seconds, scratch)

@@ -4,7 +4,10 @@ The stock levels are one small state document guarded by its ETag: every change 
 it, changes it, and writes it back only over the version it read. When another replica
 wrote in between, the write is refused and we read again: that loop is optimistic
 concurrency, not a retry of a failure, and it is bounded. So concurrent orders never
-oversell.
+oversell. Within one replica the changes take turns (a lock): every order changes this
+one document, and concurrent read-change-write loops on it would mostly lose their race
+and read again, so past a few dozen orders a second the retries would outgrow the work.
+The ETag is then only ever lost to another replica.
 
 Each reservation is a key of its own, written once (insert-only), after its stock is
 taken. A reservation retried by Dapr's resiliency policy (the answer to the first attempt
@@ -16,6 +19,7 @@ unsold, never sell it twice.
 https://docs.dapr.io/developing-applications/building-blocks/state-management/state-management-overview/#concurrency
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Annotated
@@ -75,6 +79,8 @@ class StockLevel(BaseModel):
 
 
 SettingsDep = Annotated[InventorySettings, Depends(from_state("settings", InventorySettings))]
+# One change of the stock document at a time in this replica (the module docstring).
+TurnsDep = Annotated[asyncio.Lock, Depends(from_state("stock_turns", asyncio.Lock))]
 # Changes the stock levels in place; returns the SKUs that are short (then nothing changed).
 Change = Callable[[dict[str, int]], list[str]]
 
@@ -91,11 +97,18 @@ async def _read(dapr: DaprClient, settings: InventorySettings) -> tuple[dict[str
 
 
 async def _change(
-    dapr: DaprClient, settings: InventorySettings, change: Change
+    dapr: DaprClient, settings: InventorySettings, turns: asyncio.Lock, change: Change
 ) -> tuple[list[str], dict[str, int]]:
     """Apply ``change`` to the stock levels over the version it read, reading again
     after a lost race. Returns the short SKUs it found (nothing written), or none and
     the levels it wrote."""
+    async with turns:
+        return await _change_in_turn(dapr, settings, change)
+
+
+async def _change_in_turn(
+    dapr: DaprClient, settings: InventorySettings, change: Change
+) -> tuple[list[str], dict[str, int]]:
     for _ in range(MAX_WRITE_ATTEMPTS):
         available, etag = await _read(dapr, settings)
         short = change(available)
@@ -136,7 +149,7 @@ async def get_stock(dapr: DaprDep, settings: SettingsDep) -> dict[str, int]:
 
 @router.put("/stock/{sku}")
 async def set_stock(
-    sku: str, level: StockLevel, dapr: DaprDep, settings: SettingsDep
+    sku: str, level: StockLevel, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
 ) -> dict[str, int]:
     """Set one SKU's stock (for labs and tests): the internal admin side of inventory."""
     if sku not in PRICES_CENTS:
@@ -146,7 +159,7 @@ async def set_stock(
         available[sku] = level.quantity
         return []
 
-    _, available = await _change(dapr, settings, setting)
+    _, available = await _change(dapr, settings, turns, setting)
     return available
 
 
@@ -160,7 +173,11 @@ async def set_stock(
     },
 )
 async def reserve(
-    request: ReservationRequest, dapr: DaprDep, settings: SettingsDep, faults: FaultsDep
+    request: ReservationRequest,
+    dapr: DaprDep,
+    settings: SettingsDep,
+    faults: FaultsDep,
+    turns: TurnsDep,
 ) -> Reservation | JSONResponse:
     await faults.on_request()
     unknown = sorted({item.sku for item in request.items} - PRICES_CENTS.keys())
@@ -173,7 +190,7 @@ async def reserve(
     wanted: dict[str, int] = {}
     for item in request.items:
         wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
-    short, _ = await _change(dapr, settings, _adding(wanted, -1))
+    short, _ = await _change(dapr, settings, turns, _adding(wanted, -1))
     if short:
         shortage = Shortage(order_id=request.order_id, short_skus=short)
         return JSONResponse(shortage.model_dump(), status_code=status.HTTP_200_OK)
@@ -186,7 +203,7 @@ async def reserve(
         log.info("stock reserved", extra={"order_id": request.order_id})
         return reservation
     # Another attempt of this reservation recorded it first: ours is one too many.
-    await _change(dapr, settings, _adding(wanted, +1))
+    await _change(dapr, settings, turns, _adding(wanted, +1))
     recorded = await dapr.get_state(settings.state_store, key)
     if recorded is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "reservation vanished")
@@ -200,7 +217,9 @@ def _answer_again(reservation: Reservation) -> Reservation:
 
 
 @router.delete("/reservations/{order_id}")
-async def release(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Reservation:
+async def release(
+    order_id: str, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
+) -> Reservation:
     key = _reservation_key(order_id)
     state = await dapr.get_state(settings.state_store, key)
     if state is None:
@@ -211,6 +230,6 @@ async def release(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Reserv
     released = reservation.model_copy(update={"released": True})
     # Marked released over the version read: of two releases at once, one gives back.
     if await dapr.save_state(settings.state_store, key, released.model_dump(), etag=state.etag):
-        await _change(dapr, settings, _adding(reservation.items, +1))
+        await _change(dapr, settings, turns, _adding(reservation.items, +1))
         log.info("stock released", extra={"order_id": order_id})
     return released
