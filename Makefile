@@ -38,7 +38,7 @@ fault-clear: sync ## turn a service's fault flags off, e.g. make fault-clear SER
 load: sync ## one Locust scenario against a running stack, e.g. make load SCENARIO=chaos (docs/load.md)
 	@$(UV) run --frozen orderflow-load $(SCENARIO)
 
-bench: tools ## the benchmarks (~4 min): starts its own stacks; writes .run/bench/ (docs/load.md)
+bench: tools ## the benchmarks (10-25 min): starts its own stacks; writes .run/bench/ (docs/load.md)
 	@$(ORDERFLOW) bench
 
 status: sync ## where monitoring, Dapr observability, resiliency and HPAs stand, from live signals

@@ -24,14 +24,17 @@ def test_the_committed_resources_load_and_give_the_local_addresses() -> None:
         ("Component", "configstore"),
         ("Component", "faultflags"),
         ("Component", "orderstore"),
+        ("Component", "outbox"),
         ("Component", "pubsub"),
         ("Component", "statestore"),
         ("Configuration", "orderflow"),
         ("Resiliency", "orderflow"),
-        ("Subscription", "fulfillment-orders"),
+        ("Subscription", "fulfillment-order-placed"),
         ("Subscription", "notifications-dead-letters"),
-        ("Subscription", "notifications-orders"),
-        ("Subscription", "storefront-order-progress"),
+        ("Subscription", "notifications-order-placed"),
+        ("Subscription", "notifications-order-shipped"),
+        ("Subscription", "storefront-customer-notified"),
+        ("Subscription", "storefront-order-shipped"),
     ]
     assert loaded.redis_port == 6380
     assert loaded.otlp_grpc_port == 4317
@@ -63,7 +66,8 @@ def test_a_broken_file_is_one_line_naming_it(copy: Path, replace: str, by: str, 
 def test_a_resource_defined_twice_is_refused(copy: Path) -> None:
     shutil.copy(copy / "pubsub.yaml", copy / "pubsub-again.yaml")
 
-    with pytest.raises(resources.ResourceError, match=r"defined more than once: Component/pubsub$"):
+    twice = r"defined more than once: Component/outbox, Component/pubsub$"
+    with pytest.raises(resources.ResourceError, match=twice):
         resources.load(copy, copy / "config.yaml")
 
 

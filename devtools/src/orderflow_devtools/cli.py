@@ -8,6 +8,7 @@
     orderflow fault clear SERVICE         turn them all off
     orderflow status                      each entity of the spec in its state, from live signals
     orderflow bench [--quick]             the benchmarks; writes .run/bench/bench.{json,md}
+    orderflow bench --soak [--soak-rps N] 10 minutes at 50 (N) orders/s; writes .run/bench/soak.*
     orderflow bench --compare FILE        compare a bench.json with the committed baseline
     orderflow cluster tools               provision the local Kubernetes control plane
     orderflow cluster up                  run it until Ctrl-C or SIGTERM (docs/kubernetes.md)
@@ -17,6 +18,7 @@ Every failure ends with a one-line cause on stderr and a non-zero exit.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -68,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     bench_command.add_argument("--out", type=Path, default=Path(".run/bench"))
     bench_command.add_argument("--baseline", type=Path, default=bench.BASELINE)
     bench_command.add_argument("--quick", action="store_true", help="short runs, for a try")
+    bench_command.add_argument(
+        "--soak", action="store_true", help="the soak instead: memory, p99 and lost orders"
+    )
+    bench_command.add_argument(
+        "--soak-rps", type=float, default=bench.Plan.soak_rps, help="the soak's orders a second"
+    )
     bench_command.add_argument(
         "--compare", type=Path, metavar="RESULTS", help="compare this bench.json, run nothing"
     )
@@ -153,6 +161,15 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_compare(args.compare, baseline)
     plan = bench.QUICK if args.quick else bench.Plan()
     started = time.monotonic()
+    if args.soak:
+        plan = dataclasses.replace(plan, soak_rps=args.soak_rps)
+        soaked = bench.run_soak(ensure_all(_note), args.run_file.resolve(), out, plan, _note)
+        report = bench.soak_report(soaked)
+        (out / "soak.json").write_text(json.dumps(soaked, indent=2) + "\n")
+        (out / "soak.md").write_text(report)
+        print(report)
+        _note(f"{time.monotonic() - started:.0f}s; wrote {out / 'soak.json'} and {out / 'soak.md'}")
+        return 0
     results = bench.run_all(ensure_all(_note), args.run_file.resolve(), out, plan, _note)
     (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     report = bench.markdown(results)

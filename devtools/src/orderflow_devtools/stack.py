@@ -3,7 +3,7 @@ as processes on loopback.
 
 `orderflow up` and the integration tests both use :class:`Stack`: it checks that every
 port is free, starts the processes (each in its own process group, so that a stop reaches
-``uv run``'s child too), prefixes each output line with the process's name, waits until
+any child a process starts too), prefixes each output line with the process's name, waits until
 each answers its health check, and stops them all: SIGTERM, then SIGKILL after a grace
 period.
 """
@@ -281,9 +281,15 @@ def local_processes(
                 str(tools.redis_server),
                 *("--bind", LOOPBACK, "--port", str(redis_port)),
                 *("--dir", str(run_dir / "redis"), "--save", ""),
-                # Append-only, synced on every write: an order storefront accepted
-                # survives even a killed Redis. https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/
-                *("--appendonly", "yes", "--appendfsync", "always"),
+                # Append-only: Redis writes each change to the file before it answers,
+                # so an order storefront accepted survives a killed Redis process (the
+                # kernel holds the write). The file is fsynced once a second, not per
+                # write: "always" cost several serial fsyncs per order and guards only
+                # against the machine itself crashing (and, rarely, a Redis crash while
+                # a slow fsync makes it hold writes back, at most 2 s of them: aof.c,
+                # flushAppendOnlyFile), which a local stack can afford.
+                # https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/
+                *("--appendonly", "yes", "--appendfsync", "everysec"),
                 # The Dapr configuration store learns of changed fault flags from
                 # keyspace notifications, which Redis sends only when asked to.
                 *("--notify-keyspace-events", "KA"),

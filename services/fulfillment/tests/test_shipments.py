@@ -9,7 +9,7 @@ from fulfillment.main import create_app
 from fulfillment.settings import FulfillmentSettings
 from orderflow_common.testing import FakeSidecar
 
-TRANSACTION = "/v1.0/state/orderstore/transaction"
+PUBLISH = "/v1.0/publish/pubsub/order-shipped"
 PLACED = {"order_id": "o-1", "customer_id": "c-1", "amount_cents": 8900, "items": {"grinder": 1}}
 
 
@@ -25,7 +25,9 @@ def event(event_id: str, data: dict[str, object] = PLACED) -> dict[str, object]:
 
 @pytest.fixture
 def sidecar() -> FakeSidecar:
-    return FakeSidecar()
+    fake = FakeSidecar()
+    fake.on(PUBLISH, 204)
+    return fake
 
 
 @pytest.fixture
@@ -41,20 +43,24 @@ def deliver(client: TestClient, body: dict[str, object]) -> str:
     return str(response.json()["status"])
 
 
-def test_an_order_ships_once_with_its_event(client: TestClient, sidecar: FakeSidecar) -> None:
+def test_an_order_ships_once_and_every_delivery_announces_that_shipment(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
     assert deliver(client, event("e-1")) == "SUCCESS"
     assert deliver(client, event("e-1")) == "SUCCESS"
     assert deliver(client, event("e-2")) == "SUCCESS"
 
-    transactions = [call for call in sidecar.app_calls if call.path == TRANSACTION]
-    assert len(transactions) == 1
-    saved, projection = transactions[0].body["operations"]
-    assert saved["request"]["metadata"] == {"type": "order-shipped"}
     shipment = client.get("/shipments/o-1").json()
-    assert projection["request"]["value"] == {
-        "order_id": "o-1",
-        "customer_id": "c-1",
-        "shipment_id": shipment["shipment_id"],
+    writes = [call for call in sidecar.app_calls if call.path == "/v1.0/state/statestore"]
+    assert [call.body[0]["key"] for call in writes] == ["shipment-o-1"]
+    assert writes[0].body[0]["options"] == {"concurrency": "first-write"}
+    # A redelivery may follow a crash between the write and the publish: it publishes
+    # again, the same shipment, and the subscribers' dedupe makes it one.
+    published = [call for call in sidecar.app_calls if call.path == PUBLISH]
+    typed = {"metadata.cloudevent.type": "order-shipped"}
+    assert [call.params for call in published] == [typed] * 3
+    assert {tuple(call.body.items()) for call in published} == {
+        (("order_id", "o-1"), ("customer_id", "c-1"), ("shipment_id", shipment["shipment_id"]))
     }
 
 
@@ -66,5 +72,5 @@ def test_poison_is_refused_for_redelivery_and_malformed_is_dropped(
     client.app.state.faults.update({"fulfillment.poison_rate": ""})  # type: ignore[attr-defined]
     assert deliver(client, event("e-2", {"order_id": "o-2"})) == "DROP"
 
-    assert [call for call in sidecar.app_calls if call.path == TRANSACTION] == []
+    assert [call for call in sidecar.app_calls if call.path == PUBLISH] == []
     assert client.get("/shipments/o-1").status_code == 404

@@ -10,7 +10,7 @@ from notifications.main import create_app
 from notifications.settings import NotificationsSettings
 from orderflow_common.testing import FakeSidecar
 
-PUBLISH = "/v1.0/publish/pubsub/orders"
+PUBLISH = "/v1.0/publish/pubsub/customer-notified"
 
 
 def cloud_event(

@@ -1,14 +1,18 @@
 """The pub/sub contract: the topics, event types and payloads that publishers and
-subscribers share, so both sides read one definition."""
+subscribers share, so both sides read one definition.
+
+One topic per event type, named after it: a subscriber receives only the events it
+handles (no routing rules, no deliveries it would only acknowledge), which is also the
+shape the Dapr SDK's ``DaprApp.subscribe`` expects (it has no routing rules)."""
 
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 PUBSUB = "pubsub"
-ORDERS_TOPIC = "orders"
 DEAD_LETTER_TOPIC = "orders-dead-letter"
 
+# Each is both the CloudEvent type and the topic it is published on.
 ORDER_PLACED = "order-placed"
 ORDER_SHIPPED = "order-shipped"
 CUSTOMER_NOTIFIED = "customer-notified"

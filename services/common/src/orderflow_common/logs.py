@@ -18,7 +18,6 @@ def configure_logging(service: str, level: str) -> None:
             "filters": {
                 "service": {"()": _ServiceFilter, "service": service},
                 "trace": {"()": TraceFilter},
-                "probes": {"()": _ProbeFilter},
             },
             "formatters": {
                 "json": {
@@ -42,7 +41,6 @@ def configure_logging(service: str, level: str) -> None:
             "loggers": {
                 "uvicorn": {"handlers": [], "propagate": True},
                 "uvicorn.error": {"handlers": [], "propagate": True},
-                "uvicorn.access": {"handlers": [], "propagate": True, "filters": ["probes"]},
                 # One line per call to the sidecar is noise; failures still show.
                 "httpx": {"level": "WARNING"},
             },
@@ -62,7 +60,7 @@ class _ServiceFilter(logging.Filter):
 
 class TraceFilter(logging.Filter):
     """Adds the active span's ids, in the hex form Jaeger shows and searches. On the
-    handler, so that every logger's lines get them, uvicorn's access lines included."""
+    handler, so that every logger's lines get them, uvicorn's included."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = trace.get_current_span().get_span_context()
@@ -70,11 +68,3 @@ class TraceFilter(logging.Filter):
             record.trace_id = trace.format_trace_id(context.trace_id)
             record.span_id = trace.format_span_id(context.span_id)
         return True
-
-
-class _ProbeFilter(logging.Filter):
-    """Health probes arrive every few seconds from the sidecar and the kubelet; their
-    access lines would drown the ones that matter."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "/healthz" not in record.getMessage()

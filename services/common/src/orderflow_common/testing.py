@@ -91,7 +91,11 @@ class FakeSidecar:
             return httpx.Response(
                 200,
                 json=[
-                    {"key": k, "data": self.state[(store, k)].value}
+                    {
+                        "key": k,
+                        "data": self.state[(store, k)].value,
+                        "etag": str(self.state[(store, k)].version),
+                    }
                     if (store, k) in self.state
                     else {"key": k}
                     for k in body["keys"]

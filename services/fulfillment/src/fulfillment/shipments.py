@@ -1,8 +1,13 @@
 """Shipping an order once, however often its event arrives.
 
 Dapr delivers at least once: a redelivery after a crash, or a duplicate, finds the
-shipment already recorded and has no second effect. The shipment and its order-shipped
-event are written in one outbox transaction, so a crash can lose neither alone.
+shipment already recorded and ships nothing more. The shipment is recorded first (a key
+only one delivery can create), then order-shipped is published; a delivery that finds
+the shipment recorded publishes order-shipped again, with the recorded shipment's id,
+because the delivery that recorded it may have died before it published. So a crash
+loses neither; subscribers are idempotent, so a second order-shipped changes nothing.
+The order-placed event itself is the durable trigger (Redis keeps it until this handler
+answers), which is why no outbox is needed here: docs/resiliency.md.
 """
 
 import asyncio
@@ -17,10 +22,12 @@ from pydantic import BaseModel
 
 from fulfillment.settings import FulfillmentSettings
 from orderflow_common.app import DaprDep
+from orderflow_common.dapr import DaprClient
 from orderflow_common.deps import from_state
 from orderflow_common.events import (
     DROP,
     ORDER_SHIPPED,
+    PUBSUB,
     RETRY,
     SUCCESS,
     CloudEvent,
@@ -68,25 +75,41 @@ async def on_order_placed(
     if order is None:
         log.warning("malformed order-placed dropped", extra={"event_id": event.id})
         return DROP
-    if await dapr.get_state(settings.state_store, _key(order.order_id)) is not None:
-        log.info("already shipped", extra={"order_id": order.order_id})
-        return SUCCESS
-    started = time.perf_counter()
-    await asyncio.to_thread(burn_cpu, settings.work_ms)
-    WORK_SECONDS.record(time.perf_counter() - started)
-    shipment = Shipment(shipment_id=str(uuid.uuid4()), order_id=order.order_id, items=order.items)
+    shipment = await _ship(dapr, settings, order)
+    if shipment is None:
+        return RETRY
     shipped = OrderShipped(
         order_id=order.order_id, customer_id=order.customer_id, shipment_id=shipment.shipment_id
     )
-    await dapr.save_with_event(
-        settings.state_store,
-        _key(order.order_id),
-        shipment.model_dump(),
-        event_type=ORDER_SHIPPED,
-        event=shipped.model_dump(),
-    )
-    log.info("order shipped", extra={"order_id": order.order_id})
+    await dapr.publish(PUBSUB, ORDER_SHIPPED, shipped.model_dump(), event_type=ORDER_SHIPPED)
     return SUCCESS
+
+
+async def _ship(
+    dapr: DaprClient, settings: FulfillmentSettings, order: OrderPlaced
+) -> Shipment | None:
+    """The order's shipment: the one an earlier delivery recorded, or a new one, recorded
+    after the work. None only if a recorded shipment vanished (then redeliver)."""
+    key = _key(order.order_id)
+    recorded = await dapr.get_state(settings.state_store, key)
+    if recorded is None:
+        started = time.perf_counter()
+        await asyncio.to_thread(burn_cpu, settings.work_ms)
+        WORK_SECONDS.record(time.perf_counter() - started)
+        shipment = Shipment(
+            shipment_id=str(uuid.uuid4()), order_id=order.order_id, items=order.items
+        )
+        if await dapr.save_state(
+            settings.state_store, key, shipment.model_dump(), insert_only=True
+        ):
+            log.info("order shipped", extra={"order_id": order.order_id})
+            return shipment
+        # A concurrent delivery of the same event recorded its shipment first.
+        recorded = await dapr.get_state(settings.state_store, key)
+        if recorded is None:
+            return None
+    log.info("already shipped", extra={"order_id": order.order_id})
+    return Shipment.model_validate(recorded.value)
 
 
 @router.get("/shipments/{order_id}")

@@ -1,3 +1,5 @@
+import asyncio
+
 import httpx
 from fastapi import FastAPI
 
@@ -11,4 +13,6 @@ NAME = "inventory"
 def create_app(
     settings: InventorySettings, sidecar: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
-    return create_service_app(NAME, settings, [stock.router], sidecar)
+    app = create_service_app(NAME, settings, [stock.router], sidecar)
+    app.state.stock_turns = asyncio.Lock()
+    return app

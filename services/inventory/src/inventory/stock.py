@@ -1,15 +1,27 @@
-"""Stock and reservations, kept in one state document guarded by its ETag.
+"""Stock and reservations.
 
-Every reservation or release reads the document, changes it, and writes it back only over
-the version it read. When another replica wrote in between, the write is refused and we
-read again: that loop is optimistic concurrency, not a retry of a failure, and it is
-bounded. The document also remembers the most recent reservations, so that a reservation
-retried by Dapr's resiliency policy (the answer to the first attempt was lost) is
-answered again instead of being taken twice.
+The stock levels are one small state document guarded by its ETag: every change reads
+it, changes it, and writes it back only over the version it read. When another replica
+wrote in between, the write is refused and we read again: that loop is optimistic
+concurrency, not a retry of a failure, and it is bounded. So concurrent orders never
+oversell. Within one replica the changes take turns (a lock): every order changes this
+one document, and concurrent read-change-write loops on it would mostly lose their race
+and read again, so past a few dozen orders a second the retries would outgrow the work.
+The ETag is then only ever lost to another replica.
+
+Each reservation is a key of its own, written once (insert-only), after its stock is
+taken. A reservation retried by Dapr's resiliency policy (the answer to the first attempt
+was lost) finds it and is answered again instead of taking stock twice; two attempts of
+one reservation at once both take stock, and the one whose record comes second gives its
+stock back. A release marks the reservation released first, then gives its stock back.
+Both orders are chosen so that a crash between the two writes can only leave stock
+unsold, never sell it twice.
 https://docs.dapr.io/developing-applications/building-blocks/state-management/state-management-overview/#concurrency
 """
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
@@ -28,7 +40,6 @@ router = APIRouter(tags=["stock"])
 
 STOCK_KEY = "stock"
 MAX_WRITE_ATTEMPTS = 20
-RECENT_RESERVATIONS = 1000
 
 
 class Item(BaseModel):
@@ -67,113 +78,158 @@ class StockLevel(BaseModel):
     quantity: int = Field(ge=0, le=1_000_000)
 
 
-class _Document(BaseModel):
-    available: dict[str, int]
-    recent: dict[str, Reservation] = {}
-
-
 SettingsDep = Annotated[InventorySettings, Depends(from_state("settings", InventorySettings))]
+# One change of the stock document at a time in this replica (the module docstring).
+TurnsDep = Annotated[asyncio.Lock, Depends(from_state("stock_turns", asyncio.Lock))]
+# Changes the stock levels in place; returns the SKUs that are short (then nothing changed).
+Change = Callable[[dict[str, int]], list[str]]
 
 
-async def _read(dapr: DaprClient, settings: InventorySettings) -> tuple[_Document, str | None]:
+def _reservation_key(order_id: str) -> str:
+    return f"reservation-{order_id}"
+
+
+async def _read(dapr: DaprClient, settings: InventorySettings) -> tuple[dict[str, int], str | None]:
     state = await dapr.get_state(settings.state_store, STOCK_KEY)
     if state is None:
-        fresh = dict.fromkeys(PRICES_CENTS, settings.initial_stock)
-        return _Document(available=fresh), None
-    return _Document.model_validate(state.value), state.etag
+        return dict.fromkeys(PRICES_CENTS, settings.initial_stock), None
+    return dict(state.value), state.etag
 
 
-async def _write(
-    dapr: DaprClient, settings: InventorySettings, document: _Document, etag: str | None
-) -> bool:
-    value = document.model_dump()
-    if etag is None:
-        return await dapr.save_state(settings.state_store, STOCK_KEY, value, insert_only=True)
-    return await dapr.save_state(settings.state_store, STOCK_KEY, value, etag=etag)
+async def _change(
+    dapr: DaprClient, settings: InventorySettings, turns: asyncio.Lock, change: Change
+) -> tuple[list[str], dict[str, int]]:
+    """Apply ``change`` to the stock levels over the version it read, reading again
+    after a lost race. Returns the short SKUs it found (nothing written), or none and
+    the levels it wrote."""
+    async with turns:
+        return await _change_in_turn(dapr, settings, change)
 
 
-def _busy() -> HTTPException:
-    return HTTPException(
+async def _change_in_turn(
+    dapr: DaprClient, settings: InventorySettings, change: Change
+) -> tuple[list[str], dict[str, int]]:
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        available, etag = await _read(dapr, settings)
+        short = change(available)
+        if short:
+            return short, available
+        # The stock levels are kept past the store's time to live (statestores.yaml).
+        if etag is None:
+            written = await dapr.save_state(
+                settings.state_store, STOCK_KEY, available, insert_only=True, keep=True
+            )
+        else:
+            written = await dapr.save_state(
+                settings.state_store, STOCK_KEY, available, etag=etag, keep=True
+            )
+        if written:
+            return [], available
+    raise HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE, "stock is changing too fast; try again"
     )
 
 
+def _adding(items: dict[str, int], sign: int) -> Change:
+    def change(available: dict[str, int]) -> list[str]:
+        short = sorted(sku for sku, qty in items.items() if available[sku] + sign * qty < 0)
+        if not short:
+            for sku, qty in items.items():
+                available[sku] += sign * qty
+        return short
+
+    return change
+
+
 @router.get("/stock")
 async def get_stock(dapr: DaprDep, settings: SettingsDep) -> dict[str, int]:
-    document, _ = await _read(dapr, settings)
-    return document.available
+    available, _ = await _read(dapr, settings)
+    return available
 
 
 @router.put("/stock/{sku}")
 async def set_stock(
-    sku: str, level: StockLevel, dapr: DaprDep, settings: SettingsDep
+    sku: str, level: StockLevel, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
 ) -> dict[str, int]:
     """Set one SKU's stock (for labs and tests): the internal admin side of inventory."""
     if sku not in PRICES_CENTS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, {"unknown_skus": [sku]})
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        document, etag = await _read(dapr, settings)
-        document.available[sku] = level.quantity
-        if await _write(dapr, settings, document, etag):
-            return document.available
-    raise _busy()
+
+    def setting(available: dict[str, int]) -> list[str]:
+        available[sku] = level.quantity
+        return []
+
+    _, available = await _change(dapr, settings, turns, setting)
+    return available
 
 
 @router.post(
     "/reservations",
     status_code=status.HTTP_201_CREATED,
     response_model=Reservation,
-    responses={200: {"model": Shortage, "description": "not enough stock"}},
+    responses={
+        200: {"model": Shortage, "description": "not enough stock"},
+        409: {"description": "this order's reservation was released"},
+    },
 )
 async def reserve(
-    request: ReservationRequest, dapr: DaprDep, settings: SettingsDep, faults: FaultsDep
+    request: ReservationRequest,
+    dapr: DaprDep,
+    settings: SettingsDep,
+    faults: FaultsDep,
+    turns: TurnsDep,
 ) -> Reservation | JSONResponse:
     await faults.on_request()
     unknown = sorted({item.sku for item in request.items} - PRICES_CENTS.keys())
     if unknown:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"unknown_skus": unknown})
+    key = _reservation_key(request.order_id)
+    earlier = await dapr.get_state(settings.state_store, key)
+    if earlier is not None:
+        return _answer_again(Reservation.model_validate(earlier.value))
     wanted: dict[str, int] = {}
     for item in request.items:
         wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        document, etag = await _read(dapr, settings)
-        earlier = document.recent.get(request.order_id)
-        if earlier is not None and not earlier.released:
-            return earlier
-        short = sorted(sku for sku, qty in wanted.items() if document.available[sku] < qty)
-        if short:
-            shortage = Shortage(order_id=request.order_id, short_skus=short)
-            return JSONResponse(shortage.model_dump(), status_code=status.HTTP_200_OK)
-        for sku, qty in wanted.items():
-            document.available[sku] -= qty
-        reservation = Reservation(
-            order_id=request.order_id,
-            items=wanted,
-            amount_cents=sum(PRICES_CENTS[sku] * qty for sku, qty in wanted.items()),
-        )
-        document.recent[request.order_id] = reservation
-        while len(document.recent) > RECENT_RESERVATIONS:
-            del document.recent[next(iter(document.recent))]
-        if await _write(dapr, settings, document, etag):
-            log.info("stock reserved", extra={"order_id": request.order_id})
-            return reservation
-    raise _busy()
+    short, _ = await _change(dapr, settings, turns, _adding(wanted, -1))
+    if short:
+        shortage = Shortage(order_id=request.order_id, short_skus=short)
+        return JSONResponse(shortage.model_dump(), status_code=status.HTTP_200_OK)
+    reservation = Reservation(
+        order_id=request.order_id,
+        items=wanted,
+        amount_cents=sum(PRICES_CENTS[sku] * qty for sku, qty in wanted.items()),
+    )
+    if await dapr.save_state(settings.state_store, key, reservation.model_dump(), insert_only=True):
+        log.info("stock reserved", extra={"order_id": request.order_id})
+        return reservation
+    # Another attempt of this reservation recorded it first: ours is one too many.
+    await _change(dapr, settings, turns, _adding(wanted, +1))
+    recorded = await dapr.get_state(settings.state_store, key)
+    if recorded is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "reservation vanished")
+    return _answer_again(Reservation.model_validate(recorded.value))
+
+
+def _answer_again(reservation: Reservation) -> Reservation:
+    if reservation.released:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this order's reservation was released")
+    return reservation
 
 
 @router.delete("/reservations/{order_id}")
-async def release(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Reservation:
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        document, etag = await _read(dapr, settings)
-        reservation = document.recent.get(order_id)
-        if reservation is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no recent reservation for this order")
-        if reservation.released:
-            return reservation
-        for sku, qty in reservation.items.items():
-            document.available[sku] += qty
-        released = reservation.model_copy(update={"released": True})
-        document.recent[order_id] = released
-        if await _write(dapr, settings, document, etag):
-            log.info("stock released", extra={"order_id": order_id})
-            return released
-    raise _busy()
+async def release(
+    order_id: str, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
+) -> Reservation:
+    key = _reservation_key(order_id)
+    state = await dapr.get_state(settings.state_store, key)
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no reservation for this order")
+    reservation = Reservation.model_validate(state.value)
+    if reservation.released:
+        return reservation
+    released = reservation.model_copy(update={"released": True})
+    # Marked released over the version read: of two releases at once, one gives back.
+    if await dapr.save_state(settings.state_store, key, released.model_dump(), etag=state.etag):
+        await _change(dapr, settings, turns, _adding(reservation.items, +1))
+        log.info("stock released", extra={"order_id": order_id})
+    return released

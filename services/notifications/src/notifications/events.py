@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from notifications.settings import NotificationsSettings
 from orderflow_common.app import DaprDep
+from orderflow_common.counts import RecentCounts
 from orderflow_common.deps import from_state
 from orderflow_common.events import (
     CUSTOMER_NOTIFIED,
@@ -19,7 +20,6 @@ from orderflow_common.events import (
     ORDER_EVENTS,
     ORDER_PLACED,
     ORDER_SHIPPED,
-    ORDERS_TOPIC,
     PUBSUB,
     RETRY,
     SUCCESS,
@@ -77,21 +77,12 @@ class DeadLetter(BaseModel):
     attempts: int
 
 
-class Deliveries:
-    """Deliveries of each event to this replica, so a dead letter can say how many
-    attempts it took: what the resiliency demo and tests read."""
-
-    def __init__(self) -> None:
-        self.by_event: dict[str, int] = {}
-
-    def count(self, event_id: str) -> None:
-        self.by_event[event_id] = self.by_event.get(event_id, 0) + 1
-
-
 SettingsDep = Annotated[
     NotificationsSettings, Depends(from_state("settings", NotificationsSettings))
 ]
-DeliveriesDep = Annotated[Deliveries, Depends(from_state("deliveries", Deliveries))]
+# Deliveries of each recent event to this replica, so a dead letter can say how many
+# attempts it took: what the resiliency demo and tests read.
+DeliveriesDep = Annotated[RecentCounts, Depends(from_state("deliveries", RecentCounts))]
 
 
 def _key(order_id: str, event_type: str) -> str:
@@ -109,9 +100,9 @@ async def _notify(
     dapr: DaprDep,
     settings: NotificationsSettings,
     faults: Faults,
-    deliveries: Deliveries,
+    deliveries: RecentCounts,
 ) -> SubscriberReply:
-    deliveries.count(event.id)
+    deliveries.add(event.id)
     if faults.is_poison(event.id):
         log.warning("poison event refused", extra={"event_id": event.id})
         return RETRY
@@ -138,7 +129,7 @@ async def _notify(
         # Also on a redelivery: the first attempt may have failed right here.
         await dapr.publish(
             PUBSUB,
-            ORDERS_TOPIC,
+            CUSTOMER_NOTIFIED,
             CustomerNotified(order_id=order.order_id).model_dump(),
             event_type=CUSTOMER_NOTIFIED,
         )
@@ -185,7 +176,7 @@ async def on_dead_letter(
         event_id=event.id,
         event_type=event.type,
         order_id=order_id,
-        attempts=deliveries.by_event.get(event.id, 0),
+        attempts=deliveries.get(event.id),
     )
     await dapr.save_state(
         settings.state_store, _dead_letter_key(order_id, event.type), dead.model_dump()
@@ -203,7 +194,7 @@ async def list_notifications(
 ) -> list[Notification]:
     keys = [_key(order_id, event_type) for event_type in MESSAGES]
     found = await dapr.get_bulk_state(settings.state_store, keys)
-    return [Notification.model_validate(found[key]) for key in keys if key in found]
+    return [Notification.model_validate(found[key].value) for key in keys if key in found]
 
 
 @router.get("/dead-letters/{order_id}")
@@ -212,4 +203,4 @@ async def list_dead_letters(
 ) -> list[DeadLetter]:
     keys = [_dead_letter_key(order_id, event_type) for event_type in ORDER_EVENTS]
     found = await dapr.get_bulk_state(settings.state_store, keys)
-    return [DeadLetter.model_validate(found[key]) for key in keys if key in found]
+    return [DeadLetter.model_validate(found[key].value) for key in keys if key in found]

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 from notifications import events
 from notifications.settings import NotificationsSettings
 from orderflow_common.app import create_service_app
+from orderflow_common.counts import RecentCounts
 
 NAME = "notifications"
 
@@ -12,5 +13,5 @@ def create_app(
     settings: NotificationsSettings, sidecar: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     app = create_service_app(NAME, settings, [events.router], sidecar)
-    app.state.deliveries = events.Deliveries()
+    app.state.deliveries = RecentCounts()
     return app

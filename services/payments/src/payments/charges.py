@@ -17,6 +17,7 @@ from opentelemetry import metrics
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from orderflow_common.app import DaprDep
+from orderflow_common.counts import RecentCounts
 from orderflow_common.deps import from_state
 from orderflow_common.faults import FaultsDep
 from payments.settings import PaymentsSettings
@@ -62,19 +63,9 @@ class Charge(BaseModel):
     amount_cents: int
 
 
-class Attempts:
-    """How many charge attempts reached this process, per order: what a resiliency
-    demo or test counts."""
-
-    def __init__(self) -> None:
-        self.by_order: dict[str, int] = {}
-
-    def count(self, order_id: str) -> int:
-        self.by_order[order_id] = self.by_order.get(order_id, 0) + 1
-        return self.by_order[order_id]
-
-
-AttemptsDep = Annotated[Attempts, Depends(from_state("attempts", Attempts))]
+# How many charge attempts reached this process, per recent order: what a resiliency
+# demo or test counts.
+AttemptsDep = Annotated[RecentCounts, Depends(from_state("attempts", RecentCounts))]
 SettingsDep = Annotated[PaymentsSettings, Depends(from_state("settings", PaymentsSettings))]
 
 
@@ -95,7 +86,7 @@ async def create_charge(
     faults: FaultsDep,
     attempts: AttemptsDep,
 ) -> Charge | JSONResponse:
-    attempt = attempts.count(request.order_id)
+    attempt = attempts.add(request.order_id)
     try:
         await faults.on_request(attempt)
     except HTTPException as error:
@@ -131,4 +122,4 @@ async def get_charge(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Cha
 @router.get("/attempts/{order_id}")
 async def get_attempts(order_id: str, attempts: AttemptsDep) -> dict[str, int]:
     """Charge attempts for this order that reached this replica."""
-    return {"attempts": attempts.by_order.get(order_id, 0)}
+    return {"attempts": attempts.get(order_id)}

@@ -2,6 +2,7 @@ import httpx
 from fastapi import FastAPI
 
 from orderflow_common.app import create_service_app
+from orderflow_common.counts import RecentCounts
 from payments import charges
 from payments.settings import PaymentsSettings
 
@@ -12,5 +13,5 @@ def create_app(
     settings: PaymentsSettings, sidecar: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     app = create_service_app(NAME, settings, [charges.router], sidecar)
-    app.state.attempts = charges.Attempts()
+    app.state.attempts = RecentCounts()
     return app

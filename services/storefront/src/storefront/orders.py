@@ -23,7 +23,7 @@ from orderflow_common.app import DaprDep
 from orderflow_common.dapr import DaprClient
 from orderflow_common.deps import from_state
 from orderflow_common.events import ORDER_PLACED, OrderPlaced
-from storefront.model import Order, Step, order_key
+from storefront.model import EVENT_STEPS, Order, Step, order_key, step_key
 from storefront.settings import StorefrontSettings
 
 log = logging.getLogger(__name__)
@@ -176,10 +176,24 @@ async def place_order(
 
 @router.get("/orders/{order_id}")
 async def get_order(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Order:
-    state = await dapr.get_state(settings.state_store, order_key(order_id))
-    if state is None:
+    order = await load_order(dapr, settings, order_id)
+    if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "order not found")
-    return Order.model_validate(state.value)
+    return order
+
+
+async def load_order(dapr: DaprClient, settings: StorefrontSettings, order_id: str) -> Order | None:
+    """The order with the steps events recorded beside it (model.py), in one call."""
+    keys = [order_key(order_id), *(step_key(order_id, status) for status in EVENT_STEPS)]
+    found = await dapr.get_bulk_state(settings.state_store, keys)
+    stored = found.get(order_key(order_id))
+    if stored is None:
+        return None
+    order = Order.model_validate(stored.value)
+    for key in keys[1:]:
+        if key in found:
+            order.record(Step.model_validate(found[key].value))
+    return order
 
 
 def _claim_key(idempotency_key: str) -> str:
@@ -199,10 +213,10 @@ async def _replay(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "this Idempotency-Key was used with a different request",
         )
-    order_state = await dapr.get_state(settings.state_store, order_key(claim.order_id))
-    if order_state is None:
+    order = await load_order(dapr, settings, claim.order_id)
+    if order is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key is in progress")
-    return JSONResponse(order_state.value, status_code=status.HTTP_200_OK)
+    return JSONResponse(order.model_dump(mode="json"), status_code=status.HTTP_200_OK)
 
 
 async def _reserve(
