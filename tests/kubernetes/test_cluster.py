@@ -1,9 +1,11 @@
 """The local control plane itself: every process listens on 127.0.0.1 in 20000-20999 but
 the three Dapr listeners that bind all interfaces whatever they are told (dapr 1.18.2:
 the injector's webhook and health servers, sentry's health server); the API server
-refuses anyone without a client certificate of its CA; its node is kwok's."""
+refuses anyone without a client certificate of its CA; its node is kwok's; sentry learns the
+cluster domain from a hosts file of its own, not from the machine's DNS server."""
 
 import ssl
+from pathlib import Path
 
 import httpx
 import psutil
@@ -31,6 +33,20 @@ def test_everything_listens_on_loopback_but_three_dapr_listeners(cluster: LocalC
     assert {port for _, _, port in listening} == set(PORTS.values())
     assert {(name, port) for name, ip, port in listening if ip != "127.0.0.1"} == ALL_INTERFACES
     assert all(20000 <= port <= 20999 for _, _, port in listening)
+
+
+def test_sentry_resolves_the_cluster_domain_without_leaving_loopback(
+    cluster: LocalCluster,
+) -> None:
+    # /proc/PID/mountinfo: mount ID, parent ID, major:minor, root, mount point, ...
+    mounts = Path(f"/proc/{cluster.stack.pids()['dapr-sentry']}/mountinfo").read_text()
+    # The root is the source's path within its own file system: compare its tail.
+    bound = {fields[4]: fields[3] for fields in map(str.split, mounts.splitlines())}
+
+    assert bound["/etc/hosts"].endswith("/sentry-etc/hosts")
+    assert bound["/etc/resolv.conf"].endswith("/sentry-etc/resolv.conf")
+    # What sentry logs when its cluster-domain lookup fails (dapr v1.18.2 pkg/sentry).
+    assert [line for line in cluster.stack.lines("dapr-sentry") if "cluster domain" in line] == []
 
 
 def test_the_api_server_knows_no_one_without_a_certificate(cluster: LocalCluster) -> None:

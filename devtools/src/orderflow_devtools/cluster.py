@@ -12,14 +12,16 @@ memory use is what a kwok ClusterResourceUsage says, which is how tests drive th
 
 Every listener is in 20000-20999 and on 127.0.0.1, except three that Dapr 1.18.2 binds on
 all interfaces whatever it is told: the injector's webhook and health servers, and
-sentry's health server (tests/kubernetes/test_cluster.py). The made-up pod and Service
-addresses are never dialled: webhooks and the metrics API are reached through
-ExternalName Services that name localhost.
+sentry's health server (tests/kubernetes/test_cluster.py). Sentry resolves the cluster
+domain from a hosts file of its own (_with_name_files), not through the machine's DNS.
+The made-up pod and Service addresses are never dialled: webhooks and the metrics API are
+reached through ExternalName Services that name localhost.
 https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/
 """
 
 import base64
 import json
+import os
 import platform
 import shutil
 import ssl
@@ -285,6 +287,7 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         self.stack.check_ports(self.stack.processes)
         (self.run_dir / "sentry").mkdir(parents=True, exist_ok=True)
+        _write_name_files(self.run_dir / "sentry-etc")
         self.pki.create()
         self._write_kubeconfig()
         for step in (
@@ -471,6 +474,7 @@ class LocalCluster:
             Process(
                 name="dapr-sentry",
                 argv=[
+                    *_with_name_files(run / "sentry-etc"),
                     str(tools.sentry),
                     "--mode=kubernetes",
                     kubeconfig,
@@ -652,6 +656,34 @@ class LocalCluster:
             "--duration=24h",
         )
         (self.run_dir / "injector.token").write_text(token.strip())
+
+
+# In Kubernetes mode sentry learns the cluster domain by looking up the CNAME of
+# kubernetes.default.svc with Go's resolver (dapr v1.18.2 utils/resolvconf.go,
+# GetKubeClusterDomainFromDNS), which would ask the machine's DNS server, off loopback.
+# Go answers it from /etc/hosts first (the canonical name is a line's first name), so sentry
+# runs in a mount namespace of its own that sees a hosts file naming the API server, and a
+# resolv.conf on loopback for anything else: nothing it resolves leaves 127.0.0.0/8.
+# https://man7.org/linux/man-pages/man1/unshare.1.html
+_HOSTS = f"""{LOOPBACK} localhost
+{LOOPBACK} kubernetes.default.svc.cluster.local kubernetes.default.svc
+"""
+_RESOLV_CONF = f"nameserver {LOOPBACK}\noptions timeout:1 attempts:1\n"
+
+
+def _write_name_files(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hosts").write_text(_HOSTS)
+    (directory / "resolv.conf").write_text(_RESOLV_CONF)
+
+
+def _with_name_files(directory: Path) -> list[str]:
+    """The command prefix that runs a process with ``directory``'s hosts and resolv.conf."""
+    # Without root, a user namespace lets the mount namespace be made (and sentry is
+    # already told that running as root is on purpose).
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    mounts = 'mount --bind "$0/hosts" /etc/hosts && mount --bind "$0/resolv.conf" /etc/resolv.conf'
+    return ["unshare", "--mount", *user, "--", "sh", "-c", f'{mounts} && exec "$@"', str(directory)]
 
 
 def _ports(*names: str) -> dict[str, int]:
