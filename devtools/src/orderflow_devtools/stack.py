@@ -5,7 +5,10 @@ as processes on loopback.
 port is free, starts the processes (each in its own process group, so that a stop reaches
 any child a process starts too), prefixes each output line with the process's name, waits until
 each answers its health check, and stops them all: SIGTERM, then SIGKILL after a grace
-period.
+period. Once the local stack is up it is supervised: a process that dies without being
+asked to is started again after a backoff, as a Kubernetes kubelet restarts a crashed
+container, and the log says so.
+https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#restart-policy
 """
 
 import contextlib
@@ -64,6 +67,23 @@ class _Running:
     popen: subprocess.Popen[bytes]
     pump: threading.Thread
     tail: deque[str]
+    started: float
+    # How many times in a row the supervisor has had to start it (0: started by hand).
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How the supervisor spaces the restarts of a process that keeps dying: ``first``
+    seconds, doubling up to ``most``, the kubelet's CrashLoopBackOff in small. A process
+    that stayed up ``stable`` seconds before it died starts again from ``first``."""
+
+    first: float = 1.0
+    most: float = 30.0
+    stable: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.first * 2.0 ** (attempt - 1), self.most)
 
 
 class Stack:
@@ -71,7 +91,18 @@ class Stack:
         self.processes = {process.name: process for process in processes}
         self._out = out
         self._out_lock = threading.Lock()
+        # Guards _running, _starting and _due, which the supervisor thread shares.
+        self._lock = threading.RLock()
         self._running: dict[str, _Running] = {}
+        self._starting: set[str] = set()
+        self._restarts: dict[str, int] = {}
+        # Processes that died, with when the supervisor starts each again and the
+        # attempt that will be.
+        self._due: dict[str, tuple[float, int]] = {}
+        # Restarted processes not yet healthy again, with when they died.
+        self._recovering: dict[str, float] = {}
+        self._supervisor: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def check_ports(self, names: Iterable[str]) -> None:
         for name in names:
@@ -85,16 +116,25 @@ class Stack:
     def start(self, names: Sequence[str], timeout: float = 60.0) -> None:
         """Start ``names`` and return once every one is ready."""
         self.check_ports(names)
-        for name in names:
-            self._spawn(self.processes[name])
-        self.wait_ready(names, timeout)
+        with self._lock:
+            for name in names:
+                self._due.pop(name, None)
+                self._recovering.pop(name, None)
+                self._starting.add(name)
+                self._spawn(self.processes[name])
+        try:
+            self.wait_ready(names, timeout)
+        finally:
+            with self._lock:
+                self._starting.difference_update(names)
 
     def wait_ready(self, names: Sequence[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pending = list(names)
         while pending:
             for name in list(pending):
-                code = self._running[name].popen.poll()
+                with self._lock:
+                    code = self._running[name].popen.poll()
                 if code is not None:
                     raise StackError(
                         f"{name} exited with code {code} while starting; its last line: "
@@ -110,14 +150,36 @@ class Stack:
             if pending:
                 time.sleep(0.05)
 
+    def supervise(self, backoff: Backoff | None = None) -> None:
+        """From now on, start again whatever dies without :meth:`stop` or :meth:`kill`
+        asking it to, after ``backoff``; until :meth:`stop` stops everything."""
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(backoff or Backoff(),), name="supervisor"
+        )
+        self._supervisor.start()
+
+    def restarts(self, name: str) -> int:
+        """How many times the supervisor has started ``name`` again."""
+        with self._lock:
+            return self._restarts.get(name, 0)
+
     def stop(self, names: Iterable[str] | None = None, grace: float = 10.0) -> None:
         """SIGTERM each process group, then SIGKILL what is left after ``grace`` seconds."""
-        targets = [name for name in (names or list(self._running)) if name in self._running]
-        for name in targets:
-            _signal_group(self._running[name].popen, signal.SIGTERM)
+        if names is None and self._supervisor is not None:
+            self._closing.set()
+            self._supervisor.join()
+            self._supervisor = None
+        with self._lock:
+            # Out of the supervisor's sight before any signal: a stop is no crash.
+            chosen = list(self._running) if names is None else list(names)
+            for name in chosen:
+                self._due.pop(name, None)
+                self._recovering.pop(name, None)
+            stopping = {name: self._running.pop(name) for name in chosen if name in self._running}
+        for running in stopping.values():
+            _signal_group(running.popen, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for name in targets:
-            running = self._running.pop(name)
+        for name, running in stopping.items():
             try:
                 running.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -128,31 +190,88 @@ class Stack:
             running.pump.join()
 
     def kill(self, name: str) -> None:
-        """SIGKILL ``name``'s whole process group, as a crash would."""
-        running = self._running.pop(name)
+        """SIGKILL ``name``'s whole process group, as a crash would, and leave it down
+        (the supervisor does not restart it: :meth:`LocalStack.restart` does)."""
+        with self._lock:
+            running = self._running.pop(name)
         _signal_group(running.popen, signal.SIGKILL)
         running.popen.wait()
         running.pump.join()
 
     def exited(self) -> dict[str, int]:
-        """The processes that have ended on their own, with their exit codes."""
-        return {
-            name: code
-            for name, running in self._running.items()
-            if (code := running.popen.poll()) is not None
-        }
+        """The processes that have ended on their own and that nothing restarts, with
+        their exit codes (none once :meth:`supervise` runs)."""
+        if self._supervisor is not None:
+            return {}
+        with self._lock:
+            return {
+                name: code
+                for name, running in self._running.items()
+                if (code := running.popen.poll()) is not None
+            }
 
     def pids(self) -> dict[str, int]:
-        return {name: running.popen.pid for name, running in self._running.items()}
+        with self._lock:
+            return {name: running.popen.pid for name, running in self._running.items()}
 
     def last_line(self, name: str) -> str:
-        tail = self._running[name].tail if name in self._running else None
+        with self._lock:
+            tail = self._running[name].tail if name in self._running else None
         return tail[-1] if tail else "(no output)"
 
     def lines(self, name: str) -> list[str]:
-        return list(self._running[name].tail)
+        with self._lock:
+            return list(self._running[name].tail)
 
-    def _spawn(self, process: Process) -> None:
+    def _supervise(self, backoff: Backoff) -> None:
+        while not self._closing.wait(0.2):
+            now = time.monotonic()
+            with self._lock:
+                died = [
+                    (name, running, code)
+                    for name, running in self._running.items()
+                    if name not in self._starting and (code := running.popen.poll()) is not None
+                ]
+                for name, _, _ in died:
+                    del self._running[name]
+            for name, running, code in died:
+                # The leader is gone; nothing it started may hold the ports or the pipe.
+                _signal_group(running.popen, signal.SIGKILL)
+                running.pump.join()
+                uptime = now - running.started
+                attempt = 1 if uptime >= backoff.stable else running.attempt + 1
+                delay = backoff.delay(attempt)
+                with self._lock:
+                    self._due[name] = (now + delay, attempt)
+                    self._recovering[name] = now
+                self._say(
+                    name,
+                    f"orderflow: exited with code {code} after {uptime:.1f}s;"
+                    f" restarting it in {delay:g}s (attempt {attempt})",
+                )
+            with self._lock:
+                for name, (when, attempt) in list(self._due.items()):
+                    if when <= now:
+                        del self._due[name]
+                        self._restarts[name] = self._restarts.get(name, 0) + 1
+                        self._spawn(self.processes[name], attempt)
+                        pid = self._running[name].popen.pid
+                        self._say(name, f"orderflow: restarted (pid {pid})")
+                recovering = [
+                    (name, died_at)
+                    for name, died_at in self._recovering.items()
+                    if name in self._running
+                ]
+            for name, died_at in recovering:
+                if self.processes[name].ready():
+                    with self._lock:
+                        self._recovering.pop(name, None)
+                    self._say(
+                        name,
+                        f"orderflow: healthy again {time.monotonic() - died_at:.1f}s after it died",
+                    )
+
+    def _spawn(self, process: Process, attempt: int = 0) -> None:
         popen = subprocess.Popen(
             process.argv,
             cwd=process.cwd,
@@ -167,7 +286,7 @@ class Stack:
             target=self._pump, args=(process.name, popen, tail), name=f"log-{process.name}"
         )
         pump.start()
-        self._running[process.name] = _Running(popen, pump, tail)
+        self._running[process.name] = _Running(popen, pump, tail, time.monotonic(), attempt)
 
     def _pump(self, name: str, popen: subprocess.Popen[bytes], tail: deque[str]) -> None:
         if popen.stdout is None:
@@ -241,6 +360,7 @@ class LocalStack:
         self.stack.check_ports(self.stack.processes)
         self.stack.start(INFRA, timeout)
         self.stack.start([name for name in self.stack.processes if name not in INFRA], timeout)
+        self.stack.supervise()
 
     def stop(self) -> None:
         self.stack.stop()
