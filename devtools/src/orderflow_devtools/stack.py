@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import yaml
 
 from orderflow_devtools import resources, runfile
 from orderflow_devtools.client import Endpoints
@@ -393,6 +394,7 @@ def local_processes(
     redis_port = resources.redis_port
     otlp_port = resources.otlp_grpc_port
     prometheus_config = _prometheus_config(repo, run_dir, apps)
+    dapr_config = _dapr_config(run_dir, apps)
     (run_dir / "redis").mkdir(parents=True, exist_ok=True)
     infra = [
         Process(
@@ -467,7 +469,10 @@ def local_processes(
         services.append(
             Process(
                 name=f"{app.app_id}-dapr",
-                argv=[str(tools.daprd), *app.daprd_args()],
+                argv=[
+                    str(tools.daprd),
+                    *app.model_copy(update={"config_file": dapr_config}).daprd_args(),
+                ],
                 cwd=repo,
                 # 204 once components are loaded and the app answers its health check.
                 # https://docs.dapr.io/reference/api/health_api/
@@ -477,6 +482,38 @@ def local_processes(
             )
         )
     return infra + services
+
+
+def _dapr_config(run_dir: Path, apps: Sequence[App]) -> Path:
+    """The committed Dapr Configuration, with a name resolver that needs no network.
+
+    Self-hosted daprd resolves app ids with mDNS by default, which listens on UDP
+    0.0.0.0:5353 and multicasts on every interface. Locally every sidecar is on
+    127.0.0.1 at the internal gRPC port dapr.yaml gives it, so a fixed table does the same
+    with no listener: the Kubernetes resolver (compiled with -tags stablecomponents, like
+    mDNS) formats an address from a Go template instead of asking anyone, and an IP
+    literal needs no DNS lookup. An app id not in the table fails the template, so the
+    invocation fails with that cause. Kubernetes keeps its own DNS-based default.
+    https://docs.dapr.io/reference/components-reference/supported-name-resolution/nr-kubernetes/
+    """
+
+    def action(text: str) -> str:
+        return "{{" + text + "}}"
+
+    # 127.0.0.1:{{if eq .ID "storefront"}}3521{{else}}{{if eq .ID "inventory"}}3522...
+    cases = "".join(
+        action(f'if eq .ID "{app.app_id}"') + str(app.dapr_internal_grpc_port) + action("else")
+        for app in apps
+    )
+    template = f"{LOOPBACK}:{cases}{action('.UnknownAppID')}{action('end') * len(apps)}"
+    config = yaml.safe_load(apps[0].config_file.read_text())
+    config["spec"]["nameResolution"] = {
+        "component": "kubernetes",
+        "configuration": {"template": template},
+    }
+    path = run_dir / "dapr-config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def _prometheus_config(repo: Path, run_dir: Path, apps: Sequence[App]) -> Path:
