@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from orderflow_devtools.observe import eventually
-from orderflow_devtools.stack import Backoff, Process, Stack
+from orderflow_devtools.stack import Process, Stack, Supervision
 
-QUICK = Backoff(first=0.1, most=0.4, stable=60.0)
+QUICK = Supervision(first=0.1, most=0.4, stable=60.0, liveness_period=0.2)
 
 
 def python(name: str, code: str, cwd: Path) -> Process:
@@ -100,3 +100,29 @@ def test_what_the_stack_stops_or_kills_stays_down(stack: Stack) -> None:
     with pytest.raises(TimeoutError):
         eventually(lambda: "sleeper" in stack.pids(), "a restart that must not happen", 1.0)
     assert stack.restarts("sleeper") == 0
+
+
+def test_a_process_that_fails_its_liveness_probe_is_killed_and_restarted(
+    tmp_path: Path, log: io.StringIO
+) -> None:
+    stuck: set[int] = set()
+    process = python("stuck", "import time; time.sleep(600)", tmp_path)
+    process.alive = lambda pid: pid not in stuck
+    stack = Stack([process], log)
+    stack.start(["stuck"])
+    stack.supervise(QUICK)
+    first = stack.pids()["stuck"]
+
+    stuck.add(first)
+    eventually(lambda: stack.pids().get("stuck", first) != first, "a new process")
+    stack.stop()
+
+    said = lines(log, "stuck")
+    assert said[:4] == [
+        "orderflow: liveness check failed (1 of 3)",
+        "orderflow: liveness check failed (2 of 3)",
+        "orderflow: liveness check failed (3 of 3)",
+        "orderflow: not live: killing it, to be restarted",
+    ]
+    assert said[4].startswith("orderflow: exited with code -9 after ")
+    assert stack.restarts("stuck") == 1

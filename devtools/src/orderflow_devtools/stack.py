@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import psutil
 import yaml
 
-from orderflow_devtools import resources, runfile
+from orderflow_devtools import observe, resources, runfile
 from orderflow_devtools.client import Endpoints
 from orderflow_devtools.resources import Resources
 from orderflow_devtools.runfile import App
@@ -49,6 +50,8 @@ class StackError(Exception):
 
 
 Probe = Callable[[], bool]
+# Told the pid of the running process: False when it is alive but stuck.
+Liveness = Callable[[int], bool]
 
 
 @dataclass
@@ -61,6 +64,11 @@ class Process:
     ready: Probe
     ports: dict[str, int]
     env: dict[str, str] = field(default_factory=dict)
+    # Asked periodically while the stack is supervised (Supervision says how often and
+    # how many failures in a row get the process killed and restarted), as a kubelet
+    # does with a livenessProbe.
+    # https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/
+    alive: Liveness | None = None
 
 
 @dataclass
@@ -71,17 +79,24 @@ class _Running:
     started: float
     # How many times in a row the supervisor has had to start it (0: started by hand).
     attempt: int
+    # When its liveness is checked next, and how many checks in a row it failed.
+    next_check: float = 0.0
+    failures: int = 0
 
 
 @dataclass(frozen=True)
-class Backoff:
+class Supervision:
     """How the supervisor spaces the restarts of a process that keeps dying: ``first``
     seconds, doubling up to ``most``, the kubelet's CrashLoopBackOff in small. A process
-    that stayed up ``stable`` seconds before it died starts again from ``first``."""
+    that stayed up ``stable`` seconds before it died starts again from ``first``. A
+    process with a liveness probe is asked every ``liveness_period`` seconds, and killed
+    (then restarted as above) after ``liveness_failures`` failures in a row."""
 
     first: float = 1.0
     most: float = 30.0
     stable: float = 60.0
+    liveness_period: float = 10.0
+    liveness_failures: int = 3
 
     def delay(self, attempt: int) -> float:
         return min(self.first * 2.0 ** (attempt - 1), self.most)
@@ -151,11 +166,12 @@ class Stack:
             if pending:
                 time.sleep(0.05)
 
-    def supervise(self, backoff: Backoff | None = None) -> None:
+    def supervise(self, policy: Supervision | None = None) -> None:
         """From now on, start again whatever dies without :meth:`stop` or :meth:`kill`
-        asking it to, after ``backoff``; until :meth:`stop` stops everything."""
+        asking it to, and whatever fails its liveness probe; until :meth:`stop` stops
+        everything."""
         self._supervisor = threading.Thread(
-            target=self._supervise, args=(backoff or Backoff(),), name="supervisor"
+            target=self._supervise, args=(policy or Supervision(),), name="supervisor"
         )
         self._supervisor.start()
 
@@ -224,7 +240,7 @@ class Stack:
         with self._lock:
             return list(self._running[name].tail)
 
-    def _supervise(self, backoff: Backoff) -> None:
+    def _supervise(self, policy: Supervision) -> None:
         while not self._closing.wait(0.2):
             now = time.monotonic()
             with self._lock:
@@ -240,8 +256,8 @@ class Stack:
                 _signal_group(running.popen, signal.SIGKILL)
                 running.pump.join()
                 uptime = now - running.started
-                attempt = 1 if uptime >= backoff.stable else running.attempt + 1
-                delay = backoff.delay(attempt)
+                attempt = 1 if uptime >= policy.stable else running.attempt + 1
+                delay = policy.delay(attempt)
                 with self._lock:
                     self._due[name] = (now + delay, attempt)
                     self._recovering[name] = now
@@ -271,6 +287,33 @@ class Stack:
                         name,
                         f"orderflow: healthy again {time.monotonic() - died_at:.1f}s after it died",
                     )
+            self._check_liveness(now, policy)
+
+    def _check_liveness(self, now: float, policy: Supervision) -> None:
+        with self._lock:
+            due = [
+                (name, running, alive)
+                for name, running in self._running.items()
+                if (alive := self.processes[name].alive) is not None
+                and name not in self._starting
+                and name not in self._recovering
+                and now >= running.next_check
+            ]
+        for name, running, alive in due:
+            running.next_check = now + policy.liveness_period
+            if alive(running.popen.pid):
+                running.failures = 0
+                continue
+            running.failures += 1
+            self._say(
+                name,
+                f"orderflow: liveness check failed ({running.failures} of"
+                f" {policy.liveness_failures})",
+            )
+            if running.failures >= policy.liveness_failures:
+                self._say(name, "orderflow: not live: killing it, to be restarted")
+                # The next round sees it dead and restarts it like any crash.
+                _signal_group(running.popen, signal.SIGKILL)
 
     def _spawn(self, process: Process, attempt: int = 0) -> None:
         popen = subprocess.Popen(
@@ -330,6 +373,52 @@ def _http_ok(url: str, expected: int = 200) -> Probe:
             return False
 
     return probe
+
+
+class SidecarLiveness:
+    """A daprd's liveness: it fails when the sidecar kept at least half a core busy
+    through a whole period in which it did no work (served no API call, delivered and
+    published no event). An idle daprd uses about 1% of a core.
+
+    That is what Dapr 1.18.2's transactional outbox does after a Redis outage of more
+    than ~20 s: its handler retries the state read (and the delete) with a
+    ``backoff.ExponentialBackOff`` built without its ``Stop`` field
+    (pkg/runtime/pubsub/outbox.go), so past ``MaxElapsedTime`` (10 s) cenkalti/backoff
+    v4 retries at once instead of giving up (cenkalti/backoff#120), on a message context
+    that has expired by then (the component's processingTimeout): every outbox message
+    that was in flight when Redis went away spins at full speed for good and is never
+    acknowledged. Another worker redelivers it, so events still go out, but the sidecar
+    burns the machine's CPU until it is restarted. docs/resiliency.md, "Recovery".
+    """
+
+    BUSY_CORES = 0.5
+    WORK = (
+        "dapr_http_server_request_count",
+        "dapr_grpc_io_server_completed_rpcs",
+        "dapr_component_pubsub_ingress_count",
+        "dapr_component_pubsub_egress_count",
+    )
+
+    def __init__(self, metrics_url: str) -> None:
+        self._metrics_url = metrics_url
+        # The last sample: the pid it was of, when, CPU seconds used, work done.
+        self._last: tuple[int, float, float, float] | None = None
+
+    def __call__(self, pid: int) -> bool:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            work = observe.metrics(self._metrics_url, self.WORK, timeout=2.0)
+        except (psutil.Error, httpx.HTTPError):
+            # Not answering its metrics within 2 s is not live either.
+            self._last = None
+            return False
+        now, cpu = time.monotonic(), times.user + times.system
+        last, self._last = self._last, (pid, now, cpu, work)
+        if last is None or last[0] != pid:
+            return True
+        _, then, cpu_then, work_then = last
+        busy = (cpu - cpu_then) / (now - then)
+        return work != work_then or busy < self.BUSY_CORES
 
 
 def _redis_ping(port: int) -> Probe:
@@ -479,6 +568,7 @@ def local_processes(
                 ready=_http_ok(f"http://{LOOPBACK}:{app.dapr_http_port}/v1.0/healthz", 204),
                 ports=app.sidecar_ports(),
                 env=app.env,
+                alive=SidecarLiveness(f"http://{LOOPBACK}:{app.metrics_port}/metrics"),
             )
         )
     return infra + services
