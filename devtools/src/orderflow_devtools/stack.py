@@ -93,7 +93,7 @@ class Supervision:
     (then restarted as above) after ``liveness_failures`` failures in a row."""
 
     first: float = 1.0
-    most: float = 30.0
+    most: float = 10.0
     stable: float = 60.0
     liveness_period: float = 10.0
     liveness_failures: int = 3
