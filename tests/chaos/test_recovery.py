@@ -101,6 +101,14 @@ def wait_all_notified(shop: Shop, order_ids: set[str], timeout: float) -> float:
     return time.monotonic()
 
 
+def idles(local_stack: LocalStack, name: str) -> bool:
+    """Whether ``name`` used under a tenth of a core over the next second."""
+    try:
+        return psutil.Process(local_stack.stack.pids()[name]).cpu_percent(interval=1.0) < 10.0
+    except (KeyError, psutil.NoSuchProcess):  # being restarted
+        return False
+
+
 def assert_ledger_closed(shop: Shop, order_ids: set[str]) -> None:
     """Every order shipped once and notified once per event type, nothing dead-lettered."""
     for order_id in order_ids:
@@ -139,6 +147,15 @@ def test_a_minute_without_redis_under_load_heals_by_itself(
     assert load.refused, "the outage refused no order: it did not happen"
     assert set(load.refused) == {503}
     assert_ledger_closed(shop, load.accepted)
+    # Left alone, storefront's daprd would now spin on both cores for good (the outbox's
+    # endless retry); once the stack is idle its liveness probe restarts it.
+    sidecars = [f"{app_id}-dapr" for app_id in local_stack.apps]
+    eventually(lambda: all(idles(local_stack, name) for name in sidecars), "idle sidecars", 90)
+    restarts = {name: local_stack.stack.restarts(name) for name in sidecars}
+    log.info(
+        f"recovery: sidecars idle {time.monotonic() - back:.1f}s after Redis returned,"
+        f" restarted {restarts}"
+    )
 
 
 def test_a_killed_consumer_sidecar_is_restarted_by_the_launcher(
