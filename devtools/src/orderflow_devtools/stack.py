@@ -6,8 +6,8 @@ port is free, starts the processes (each in its own process group, so that a sto
 any child a process starts too), prefixes each output line with the process's name, waits until
 each answers its health check, and stops them all: SIGTERM, then SIGKILL after a grace
 period. Once the local stack is up it is supervised: a process that dies without being
-asked to is started again after a backoff, as a Kubernetes kubelet restarts a crashed
-container, and the log says so.
+asked to, or fails its liveness probe, is started again after a backoff, as a Kubernetes
+kubelet restarts a crashed container, and the log says so.
 https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#restart-policy
 """
 
@@ -107,7 +107,7 @@ class Stack:
         self.processes = {process.name: process for process in processes}
         self._out = out
         self._out_lock = threading.Lock()
-        # Guards _running, _starting and _due, which the supervisor thread shares.
+        # Guards what the supervisor thread shares: everything below but _supervisor.
         self._lock = threading.RLock()
         self._running: dict[str, _Running] = {}
         self._starting: set[str] = set()
