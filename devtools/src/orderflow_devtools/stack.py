@@ -5,7 +5,10 @@ as processes on loopback.
 port is free, starts the processes (each in its own process group, so that a stop reaches
 any child a process starts too), prefixes each output line with the process's name, waits until
 each answers its health check, and stops them all: SIGTERM, then SIGKILL after a grace
-period.
+period. Once the local stack is up it is supervised: a process that dies without being
+asked to, or fails its liveness probe, is started again after a backoff, as a Kubernetes
+kubelet restarts a crashed container, and the log says so.
+https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#restart-policy
 """
 
 import contextlib
@@ -24,8 +27,10 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import psutil
+import yaml
 
-from orderflow_devtools import resources, runfile
+from orderflow_devtools import observe, resources, runfile
 from orderflow_devtools.client import Endpoints
 from orderflow_devtools.resources import Resources
 from orderflow_devtools.runfile import App
@@ -45,6 +50,8 @@ class StackError(Exception):
 
 
 Probe = Callable[[], bool]
+# Told the pid of the running process: False when it is alive but stuck.
+Liveness = Callable[[int], bool]
 
 
 @dataclass
@@ -57,6 +64,11 @@ class Process:
     ready: Probe
     ports: dict[str, int]
     env: dict[str, str] = field(default_factory=dict)
+    # Asked periodically while the stack is supervised (Supervision says how often and
+    # how many failures in a row get the process killed and restarted), as a kubelet
+    # does with a livenessProbe.
+    # https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/
+    alive: Liveness | None = None
 
 
 @dataclass
@@ -64,6 +76,30 @@ class _Running:
     popen: subprocess.Popen[bytes]
     pump: threading.Thread
     tail: deque[str]
+    started: float
+    # How many times in a row the supervisor has had to start it (0: started by hand).
+    attempt: int
+    # When its liveness is checked next, and how many checks in a row it failed.
+    next_check: float = 0.0
+    failures: int = 0
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """How the supervisor spaces the restarts of a process that keeps dying: ``first``
+    seconds, doubling up to ``most``, the kubelet's CrashLoopBackOff in small. A process
+    that stayed up ``stable`` seconds before it died starts again from ``first``. A
+    process with a liveness probe is asked every ``liveness_period`` seconds, and killed
+    (then restarted as above) after ``liveness_failures`` failures in a row."""
+
+    first: float = 1.0
+    most: float = 10.0
+    stable: float = 60.0
+    liveness_period: float = 10.0
+    liveness_failures: int = 3
+
+    def delay(self, attempt: int) -> float:
+        return min(self.first * 2.0 ** (attempt - 1), self.most)
 
 
 class Stack:
@@ -71,7 +107,18 @@ class Stack:
         self.processes = {process.name: process for process in processes}
         self._out = out
         self._out_lock = threading.Lock()
+        # Guards what the supervisor thread shares: everything below but _supervisor.
+        self._lock = threading.RLock()
         self._running: dict[str, _Running] = {}
+        self._starting: set[str] = set()
+        self._restarts: dict[str, int] = {}
+        # Processes that died, with when the supervisor starts each again and the
+        # attempt that will be.
+        self._due: dict[str, tuple[float, int]] = {}
+        # Restarted processes not yet healthy again, with when they died.
+        self._recovering: dict[str, float] = {}
+        self._supervisor: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def check_ports(self, names: Iterable[str]) -> None:
         for name in names:
@@ -85,16 +132,25 @@ class Stack:
     def start(self, names: Sequence[str], timeout: float = 60.0) -> None:
         """Start ``names`` and return once every one is ready."""
         self.check_ports(names)
-        for name in names:
-            self._spawn(self.processes[name])
-        self.wait_ready(names, timeout)
+        with self._lock:
+            for name in names:
+                self._due.pop(name, None)
+                self._recovering.pop(name, None)
+                self._starting.add(name)
+                self._spawn(self.processes[name])
+        try:
+            self.wait_ready(names, timeout)
+        finally:
+            with self._lock:
+                self._starting.difference_update(names)
 
     def wait_ready(self, names: Sequence[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pending = list(names)
         while pending:
             for name in list(pending):
-                code = self._running[name].popen.poll()
+                with self._lock:
+                    code = self._running[name].popen.poll()
                 if code is not None:
                     raise StackError(
                         f"{name} exited with code {code} while starting; its last line: "
@@ -110,14 +166,37 @@ class Stack:
             if pending:
                 time.sleep(0.05)
 
+    def supervise(self, policy: Supervision | None = None) -> None:
+        """From now on, start again whatever dies without :meth:`stop` or :meth:`kill`
+        asking it to, and whatever fails its liveness probe; until :meth:`stop` stops
+        everything."""
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(policy or Supervision(),), name="supervisor"
+        )
+        self._supervisor.start()
+
+    def restarts(self, name: str) -> int:
+        """How many times the supervisor has started ``name`` again."""
+        with self._lock:
+            return self._restarts.get(name, 0)
+
     def stop(self, names: Iterable[str] | None = None, grace: float = 10.0) -> None:
         """SIGTERM each process group, then SIGKILL what is left after ``grace`` seconds."""
-        targets = [name for name in (names or list(self._running)) if name in self._running]
-        for name in targets:
-            _signal_group(self._running[name].popen, signal.SIGTERM)
+        if names is None and self._supervisor is not None:
+            self._closing.set()
+            self._supervisor.join()
+            self._supervisor = None
+        with self._lock:
+            # Out of the supervisor's sight before any signal: a stop is no crash.
+            chosen = list(self._running) if names is None else list(names)
+            for name in chosen:
+                self._due.pop(name, None)
+                self._recovering.pop(name, None)
+            stopping = {name: self._running.pop(name) for name in chosen if name in self._running}
+        for running in stopping.values():
+            _signal_group(running.popen, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for name in targets:
-            running = self._running.pop(name)
+        for name, running in stopping.items():
             try:
                 running.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -128,31 +207,115 @@ class Stack:
             running.pump.join()
 
     def kill(self, name: str) -> None:
-        """SIGKILL ``name``'s whole process group, as a crash would."""
-        running = self._running.pop(name)
+        """SIGKILL ``name``'s whole process group, as a crash would, and leave it down
+        (the supervisor does not restart it: :meth:`LocalStack.restart` does)."""
+        with self._lock:
+            running = self._running.pop(name)
         _signal_group(running.popen, signal.SIGKILL)
         running.popen.wait()
         running.pump.join()
 
     def exited(self) -> dict[str, int]:
-        """The processes that have ended on their own, with their exit codes."""
-        return {
-            name: code
-            for name, running in self._running.items()
-            if (code := running.popen.poll()) is not None
-        }
+        """The processes that have ended on their own and that nothing restarts, with
+        their exit codes (none once :meth:`supervise` runs)."""
+        if self._supervisor is not None:
+            return {}
+        with self._lock:
+            return {
+                name: code
+                for name, running in self._running.items()
+                if (code := running.popen.poll()) is not None
+            }
 
     def pids(self) -> dict[str, int]:
-        return {name: running.popen.pid for name, running in self._running.items()}
+        with self._lock:
+            return {name: running.popen.pid for name, running in self._running.items()}
 
     def last_line(self, name: str) -> str:
-        tail = self._running[name].tail if name in self._running else None
+        with self._lock:
+            tail = self._running[name].tail if name in self._running else None
         return tail[-1] if tail else "(no output)"
 
     def lines(self, name: str) -> list[str]:
-        return list(self._running[name].tail)
+        with self._lock:
+            return list(self._running[name].tail)
 
-    def _spawn(self, process: Process) -> None:
+    def _supervise(self, policy: Supervision) -> None:
+        while not self._closing.wait(0.2):
+            now = time.monotonic()
+            with self._lock:
+                died = [
+                    (name, running, code)
+                    for name, running in self._running.items()
+                    if name not in self._starting and (code := running.popen.poll()) is not None
+                ]
+                for name, _, _ in died:
+                    del self._running[name]
+            for name, running, code in died:
+                # The leader is gone; nothing it started may hold the ports or the pipe.
+                _signal_group(running.popen, signal.SIGKILL)
+                running.pump.join()
+                uptime = now - running.started
+                attempt = 1 if uptime >= policy.stable else running.attempt + 1
+                delay = policy.delay(attempt)
+                with self._lock:
+                    self._due[name] = (now + delay, attempt)
+                    self._recovering[name] = now
+                self._say(
+                    name,
+                    f"orderflow: exited with code {code} after {uptime:.1f}s;"
+                    f" restarting it in {delay:g}s (attempt {attempt})",
+                )
+            with self._lock:
+                for name, (when, attempt) in list(self._due.items()):
+                    if when <= now:
+                        del self._due[name]
+                        self._restarts[name] = self._restarts.get(name, 0) + 1
+                        self._spawn(self.processes[name], attempt)
+                        pid = self._running[name].popen.pid
+                        self._say(name, f"orderflow: restarted (pid {pid})")
+                recovering = [
+                    (name, died_at)
+                    for name, died_at in self._recovering.items()
+                    if name in self._running
+                ]
+            for name, died_at in recovering:
+                if self.processes[name].ready():
+                    with self._lock:
+                        self._recovering.pop(name, None)
+                    self._say(
+                        name,
+                        f"orderflow: healthy again {time.monotonic() - died_at:.1f}s after it died",
+                    )
+            self._check_liveness(now, policy)
+
+    def _check_liveness(self, now: float, policy: Supervision) -> None:
+        with self._lock:
+            due = [
+                (name, running, alive)
+                for name, running in self._running.items()
+                if (alive := self.processes[name].alive) is not None
+                and name not in self._starting
+                and name not in self._recovering
+                and now >= running.next_check
+            ]
+        for name, running, alive in due:
+            running.next_check = now + policy.liveness_period
+            if alive(running.popen.pid):
+                running.failures = 0
+                continue
+            running.failures += 1
+            self._say(
+                name,
+                f"orderflow: liveness check failed ({running.failures} of"
+                f" {policy.liveness_failures})",
+            )
+            if running.failures >= policy.liveness_failures:
+                self._say(name, "orderflow: not live: killing it, to be restarted")
+                # The next round sees it dead and restarts it like any crash.
+                _signal_group(running.popen, signal.SIGKILL)
+
+    def _spawn(self, process: Process, attempt: int = 0) -> None:
         popen = subprocess.Popen(
             process.argv,
             cwd=process.cwd,
@@ -167,7 +330,7 @@ class Stack:
             target=self._pump, args=(process.name, popen, tail), name=f"log-{process.name}"
         )
         pump.start()
-        self._running[process.name] = _Running(popen, pump, tail)
+        self._running[process.name] = _Running(popen, pump, tail, time.monotonic(), attempt)
 
     def _pump(self, name: str, popen: subprocess.Popen[bytes], tail: deque[str]) -> None:
         if popen.stdout is None:
@@ -212,6 +375,52 @@ def _http_ok(url: str, expected: int = 200) -> Probe:
     return probe
 
 
+class SidecarLiveness:
+    """A daprd's liveness: it fails when the sidecar kept at least half a core busy
+    through a whole period in which it did no work (served no API call, delivered and
+    published no event). An idle daprd uses about 1% of a core.
+
+    That is what Dapr 1.18.2's transactional outbox does after a Redis outage of more
+    than ~20 s: its handler retries the state read (and the delete) with a
+    ``backoff.ExponentialBackOff`` built without its ``Stop`` field
+    (pkg/runtime/pubsub/outbox.go), so past ``MaxElapsedTime`` (10 s) cenkalti/backoff
+    v4 retries at once instead of giving up (cenkalti/backoff#120), on a message context
+    that has expired by then (the component's processingTimeout): every outbox message
+    that was in flight when Redis went away spins at full speed for good and is never
+    acknowledged. Another worker redelivers it, so events still go out, but the sidecar
+    burns the machine's CPU until it is restarted. docs/resiliency.md, "Recovery".
+    """
+
+    BUSY_CORES = 0.5
+    WORK = (
+        "dapr_http_server_request_count",
+        "dapr_grpc_io_server_completed_rpcs",
+        "dapr_component_pubsub_ingress_count",
+        "dapr_component_pubsub_egress_count",
+    )
+
+    def __init__(self, metrics_url: str) -> None:
+        self._metrics_url = metrics_url
+        # The last sample: the pid it was of, when, CPU seconds used, work done.
+        self._last: tuple[int, float, float, float] | None = None
+
+    def __call__(self, pid: int) -> bool:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            work = observe.metrics(self._metrics_url, self.WORK, timeout=2.0)
+        except (psutil.Error, httpx.HTTPError):
+            # Not answering its metrics within 2 s is not live either.
+            self._last = None
+            return False
+        now, cpu = time.monotonic(), times.user + times.system
+        last, self._last = self._last, (pid, now, cpu, work)
+        if last is None or last[0] != pid:
+            return True
+        _, then, cpu_then, work_then = last
+        busy = (cpu - cpu_then) / (now - then)
+        return work != work_then or busy < self.BUSY_CORES
+
+
 def _redis_ping(port: int) -> Probe:
     def probe() -> bool:
         try:
@@ -241,6 +450,7 @@ class LocalStack:
         self.stack.check_ports(self.stack.processes)
         self.stack.start(INFRA, timeout)
         self.stack.start([name for name in self.stack.processes if name not in INFRA], timeout)
+        self.stack.supervise()
 
     def stop(self) -> None:
         self.stack.stop()
@@ -273,6 +483,7 @@ def local_processes(
     redis_port = resources.redis_port
     otlp_port = resources.otlp_grpc_port
     prometheus_config = _prometheus_config(repo, run_dir, apps)
+    dapr_config = _dapr_config(run_dir, apps)
     (run_dir / "redis").mkdir(parents=True, exist_ok=True)
     infra = [
         Process(
@@ -347,16 +558,52 @@ def local_processes(
         services.append(
             Process(
                 name=f"{app.app_id}-dapr",
-                argv=[str(tools.daprd), *app.daprd_args()],
+                argv=[
+                    str(tools.daprd),
+                    *app.model_copy(update={"config_file": dapr_config}).daprd_args(),
+                ],
                 cwd=repo,
                 # 204 once components are loaded and the app answers its health check.
                 # https://docs.dapr.io/reference/api/health_api/
                 ready=_http_ok(f"http://{LOOPBACK}:{app.dapr_http_port}/v1.0/healthz", 204),
                 ports=app.sidecar_ports(),
                 env=app.env,
+                alive=SidecarLiveness(f"http://{LOOPBACK}:{app.metrics_port}/metrics"),
             )
         )
     return infra + services
+
+
+def _dapr_config(run_dir: Path, apps: Sequence[App]) -> Path:
+    """The committed Dapr Configuration, with a name resolver that needs no network.
+
+    Self-hosted daprd resolves app ids with mDNS by default, which listens on UDP
+    0.0.0.0:5353 and multicasts on every interface. Locally every sidecar is on
+    127.0.0.1 at the internal gRPC port dapr.yaml gives it, so a fixed table does the same
+    with no listener: the Kubernetes resolver (compiled with -tags stablecomponents, like
+    mDNS) formats an address from a Go template instead of asking anyone, and an IP
+    literal needs no DNS lookup. An app id not in the table fails the template, so the
+    invocation fails with that cause. Kubernetes keeps its own DNS-based default.
+    https://docs.dapr.io/reference/components-reference/supported-name-resolution/nr-kubernetes/
+    """
+
+    def action(text: str) -> str:
+        return "{{" + text + "}}"
+
+    # 127.0.0.1:{{if eq .ID "storefront"}}3521{{else}}{{if eq .ID "inventory"}}3522...
+    cases = "".join(
+        action(f'if eq .ID "{app.app_id}"') + str(app.dapr_internal_grpc_port) + action("else")
+        for app in apps
+    )
+    template = f"{LOOPBACK}:{cases}{action('.UnknownAppID')}{action('end') * len(apps)}"
+    config = yaml.safe_load(apps[0].config_file.read_text())
+    config["spec"]["nameResolution"] = {
+        "component": "kubernetes",
+        "configuration": {"template": template},
+    }
+    path = run_dir / "dapr-config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def _prometheus_config(repo: Path, run_dir: Path, apps: Sequence[App]) -> Path:

@@ -1,16 +1,24 @@
 """The pieces every service's ``create_app`` is built from: the FastAPI app with its
-Dapr client in the lifespan and a health route, typed dependencies, and the runner."""
+Dapr client in the lifespan and a health route, typed dependencies, and the runner.
+
+An infrastructure fault is never a 500: when the sidecar fails a building-block call
+(:class:`DaprError`) or does not answer at all (refused, reset, or slower than the Dapr
+client's timeout: an ``httpx.TransportError``), the route answers 503 with an
+:class:`Unavailable` body, which tells the client to try again later.
+https://www.rfc-editor.org/rfc/rfc9110#name-503-service-unavailable
+"""
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from orderflow_common import faults
 from orderflow_common.dapr import DaprClient, DaprError
@@ -22,6 +30,23 @@ from orderflow_common.telemetry import Telemetry, instrument
 from orderflow_common.telemetry import configure as configure_telemetry
 
 log = logging.getLogger(__name__)
+
+
+class Unavailable(BaseModel):
+    """The body of every 503 a service answers for an infrastructure fault."""
+
+    detail: str
+    cause: str
+
+
+# For a route's ``responses=``, so that its OpenAPI documents the 503 and its body.
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    status.HTTP_503_SERVICE_UNAVAILABLE: {
+        "model": Unavailable,
+        "description": "A dependency (the Dapr sidecar or a building block behind it) is"
+        " down or slow; try again later.",
+    }
+}
 
 
 def create_service_app(
@@ -57,10 +82,16 @@ def create_service_app(
     @app.exception_handler(DaprError)
     async def dapr_failed(_: Request, error: DaprError) -> JSONResponse:
         # The sidecar failed us after its own retries: our fault, and worth retrying later.
-        return JSONResponse(
-            {"detail": "a Dapr building block is unavailable", "cause": str(error)},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+        return _unavailable("a Dapr building block is unavailable", str(error))
+
+    @app.exception_handler(httpx.TransportError)
+    async def sidecar_unreachable(_: Request, error: httpx.TransportError) -> JSONResponse:
+        # Only the Dapr client makes HTTP calls here, so this is the sidecar: down,
+        # restarting, or still waiting on a building block (Redis) when our timeout
+        # (DAPR_API_TIMEOUT_SECONDS) ran out. Some httpx errors have no message.
+        cause = f"{type(error).__name__}: {error}".rstrip(": ")
+        log.warning("Dapr sidecar did not answer", extra={"error": cause})
+        return _unavailable("the Dapr sidecar did not answer", cause)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -69,6 +100,11 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _unavailable(detail: str, cause: str) -> JSONResponse:
+    body = Unavailable(detail=detail, cause=cause)
+    return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 def _log_failure(task: "asyncio.Task[None]") -> None:

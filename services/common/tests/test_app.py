@@ -1,0 +1,78 @@
+"""The shared app: an infrastructure fault is a 503 with a readable body, never a 500."""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+
+from orderflow_common.app import UNAVAILABLE, DaprDep, Unavailable, create_service_app
+from orderflow_common.settings import ServiceSettings
+from orderflow_common.testing import FakeSidecar
+
+router = APIRouter()
+
+
+@router.get("/things/{key}", responses=UNAVAILABLE)
+async def read_thing(key: str, dapr: DaprDep) -> dict[str, object]:
+    state = await dapr.get_state("statestore", key)
+    return {"found": state is not None}
+
+
+@pytest.fixture
+def sidecar() -> FakeSidecar:
+    return FakeSidecar()
+
+
+@pytest.fixture
+def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
+    settings = ServiceSettings(APP_PORT=8009)
+    app = create_service_app("things", settings, [router], sidecar.transport())
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (httpx.ReadTimeout(""), "ReadTimeout"),
+        (httpx.ConnectError("Connection refused"), "ConnectError: Connection refused"),
+    ],
+)
+def test_a_sidecar_that_does_not_answer_is_a_503_with_its_cause(
+    client: TestClient, sidecar: FakeSidecar, error: httpx.TransportError, cause: str
+) -> None:
+    def respond(_: httpx.Request) -> httpx.Response:
+        raise error
+
+    sidecar.responders["/v1.0/state/statestore/a"] = respond
+
+    response = client.get("/things/a")
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the Dapr sidecar did not answer", "cause": cause}
+
+
+def test_a_building_block_failure_is_a_503_with_the_sidecars_answer(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    sidecar.on("/v1.0/state/statestore/a", 500, {"errorCode": "ERR_STATE_GET"})
+
+    response = client.get("/things/a")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "a Dapr building block is unavailable",
+        "cause": 'get statestore/a: sidecar answered 500: {"errorCode":"ERR_STATE_GET"}',
+    }
+
+
+def test_the_openapi_documents_the_503_body(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/things/{key}"]["get"]
+
+    assert operation["responses"]["503"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Unavailable"
+    }
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["Unavailable"]["required"] == list(Unavailable.model_fields)
