@@ -10,9 +10,11 @@ STEP lists under ``expected_stdout_lines`` / ``expected_stderr_lines``
 - a step tagged ``eventually`` is run again until its output matches, for at most
   ``EVENTUALLY_SECONDS``: what a reader does by looking again a moment later (a scrape,
   a span batch, an event on its way). Such a step must be safe to repeat;
-- whatever happens, a stack the document started is stopped (``orderflow down``) before
-  its background steps are waited for, so a failing step leaves no process behind; and
-  the first failing step ends the run at once, with its report.
+- the first failing step ends the run at once, with its report; then the document's
+  last step tagged ``reset`` runs (its output unchecked), so that what the document
+  changed is put back, and whatever happens a stack the document started is stopped
+  (``orderflow down``) before its background steps are waited for: a failing step
+  leaves no process behind.
 """
 
 import re
@@ -27,6 +29,7 @@ from mechanical_markdown import MechanicalMarkdown
 from mechanical_markdown.command import Command
 
 EVENTUALLY = "eventually"
+RESET = "reset"
 EVENTUALLY_SECONDS = 60.0
 # Each block in a strict shell: a failing command anywhere in a block fails its step.
 SHELL = "bash -e -o pipefail -c"
@@ -54,16 +57,21 @@ def steps(path: Path) -> list[Any]:
 def run(path: Path, repo: Path) -> Outcome:
     """Run ``path``'s steps from ``repo`` (the working directory each step gets is the one
     current when the document is parsed, so call this from ``repo``)."""
+    recipe = steps(path)
     ran: list[Any] = []
     failure = ""
     try:
-        for step in steps(path):
+        for step in recipe:
             ran.append(step)
             ok, report = _run_step(step)
             if not ok:
                 failure = report
                 break
     finally:
+        resets = [step for step in recipe if RESET in step.tags and not step.background]
+        if failure and resets:
+            _renew(resets[-1])
+            resets[-1].run_all_commands(False)
         # A document's last step stops the stack it started; after a failure, do it here.
         subprocess.run(
             [sys.executable, "-m", "orderflow_devtools", "down"],
@@ -93,7 +101,9 @@ def _run_step(step: Any) -> tuple[bool, str]:
         if (ran and ok) or EVENTUALLY not in step.tags or time.monotonic() > deadline:
             return ran and ok, str(report)
         time.sleep(1.0)
-        # A command is a thread, and a thread runs once: the next try needs fresh ones.
-        step.commands = [
-            Command(c.command, c.cwd, c.env, c.shell, c.timeout) for c in step.commands
-        ]
+        _renew(step)
+
+
+def _renew(step: Any) -> None:
+    """A command is a thread, and a thread runs once: another run needs fresh ones."""
+    step.commands = [Command(c.command, c.cwd, c.env, c.shell, c.timeout) for c in step.commands]
