@@ -51,7 +51,7 @@ dashboards: sync ## regenerate the dashboards JSON and the Kubernetes Prometheus
 	$(UV) run --frozen orderflow-dashboards
 	$(UV) run --frozen python -m orderflow_devtools.k8s.prometheusrule
 
-screenshots: sync ## the pictures in docs/images from a running stack (`make up`): Jaeger, Prometheus, Locust
+screenshots: sync ## docs/images from a running stack (`make up`): Prometheus, Locust, a dashboard rendering
 	@$(UV) run --frozen orderflow-pictures screenshots
 
 diagram: sync ## docs/images/architecture.png from its source, docs/architecture.dot (Graphviz)

@@ -1,9 +1,10 @@
 """``orderflow-pictures``: the pictures in docs/images, made from the real thing.
 
     orderflow-pictures diagram        docs/images/architecture.png from docs/architecture.dot
-    orderflow-pictures screenshots    from a running stack (`make up`): the Jaeger UI on an
-                                      order's trace, the Prometheus UI graphing a metric,
-                                      Locust's HTML report, and a rendering of a dashboard
+    orderflow-pictures screenshots    from a running stack (`make up`): the Prometheus UI
+                                      graphing a metric, Locust's HTML report, a rendering of
+                                      a dashboard, and the Jaeger UI on an order's trace when
+                                      the Jaeger binary has its UI assets
 
 Screenshots are taken by Debian's headless Chromium, installed with apt-get when it is
 missing. It may reach nothing but 127.0.0.1: every other host name resolves to nothing
@@ -49,10 +50,16 @@ WINDOW = (1400, 860)
 # Chromium lets the page's scripts run this long (virtual time) before the screenshot.
 SETTLE_MS = 12_000
 DASHBOARD = "service-overview.json"
+# What Jaeger's query service serves instead of the UI when built without its assets.
+NO_UI_ASSETS = "This is not the Jaeger UI you are looking for"
+# The pictures show the last minutes: a fresh stack has no longer history.
+WINDOW_MINUTES = 3
 SERVICES = {"storefront", "inventory", "payments", "fulfillment", "notifications"}
 EXIT_FAILURE = 1
 # The SDK's and daprd's span batch delay (5 s), and a margin.
 SPAN_BATCH_SECONDS = 7.0
+# Past this many series a legend hides the panel it explains (Grafana's would scroll).
+LEGEND_MAX = 8
 
 # https://peter.sh/experiments/chromium-command-line-switches/ and Chromium's
 # docs/linux/debugging.md; each closes a way Chromium would talk to anything but the page.
@@ -140,10 +147,17 @@ def screenshots(out: Path, log: Log) -> None:
             report = _locust_report(Path(work), log)
             trace_id = _traced_order(http, log)
             shots = {
-                "jaeger-trace.png": f"{JAEGER}/trace/{trace_id}",
                 "prometheus-graph.png": _prometheus_graph_url(),
                 "locust-report.png": report.as_uri(),
             }
+            if NO_UI_ASSETS in http.get(f"{JAEGER}/").text:
+                log(
+                    "jaeger: this binary was built without its UI assets (Jaeger serves a"
+                    " placeholder page), so no Jaeger screenshot; the trace is"
+                    f" {JAEGER}/api/traces/{trace_id}"
+                )
+            else:
+                shots["jaeger-trace.png"] = f"{JAEGER}/trace/{trace_id}"
             for name, url in shots.items():
                 _screenshot(chromium, url, out / name, Path(work), log)
         render_dashboard(http, Path("dashboards") / DASHBOARD, out, log)
@@ -213,7 +227,7 @@ def _prometheus_graph_url() -> str:
         ' http_route!~"/metrics|/healthz"}[1m]))'
     )
     query = httpx.QueryParams(
-        {"g0.expr": expr, "g0.tab": "0", "g0.range_input": "5m", "g0.stacked": "0"}
+        {"g0.expr": expr, "g0.tab": "0", "g0.range_input": f"{WINDOW_MINUTES}m", "g0.stacked": "0"}
     )
     return f"{PROMETHEUS}/graph?{query}"
 
@@ -248,7 +262,7 @@ def _screenshot(chromium: Path, url: str, target: Path, work: Path, log: Log) ->
 
 
 def render_dashboard(http: httpx.Client, board: Path, out: Path, log: Log) -> Path:
-    """Each panel's query over the last 10 minutes, drawn as Grafana would draw the panel:
+    """Each panel's query over the last few minutes, drawn as Grafana would draw the panel:
     a rendering, and it says so."""
     title = json.loads(board.read_text())["title"]
     prometheus = status.Prometheus(PROMETHEUS, http)
@@ -273,9 +287,9 @@ def render_dashboard(http: httpx.Client, board: Path, out: Path, log: Log) -> Pa
             data = prometheus.get(
                 "/api/v1/query_range",
                 query=query.expr,
-                start=str(end - 600),
+                start=str(end - WINDOW_MINUTES * 60),
                 end=str(end),
-                step="10",
+                step="5",
             )
             for series in data["result"]:
                 times = [(float(t) - end) / 60 for t, _ in series["values"]]
@@ -283,18 +297,19 @@ def render_dashboard(http: httpx.Client, board: Path, out: Path, log: Log) -> Pa
                 label = " ".join(v for k, v in sorted(series["metric"].items()) if k != "job")
                 ax.plot(times, values, linewidth=1, label=label or panel)
                 drawn += 1
-        if drawn:
+        if 0 < drawn <= LEGEND_MAX:
             ax.legend(fontsize=6, loc="upper left", frameon=False, ncols=2)
-        else:
+        elif not drawn:
             ax.text(0.5, 0.5, "no data", ha="center", va="center")
-        ax.set_xlim(-10, 0)
+        ax.set_xlim(-WINDOW_MINUTES, 0)
     for ax in axes[-1]:
         ax.set_xlabel("minutes ago", fontsize=7)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     figure.suptitle(
-        f"{title}: a RENDERING of its panels' queries on live Prometheus data, NOT Grafana"
-        f" ({board}; last 10 minutes, {datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC)",
+        f"{title}: a RENDERING of its panels' queries on live Prometheus data, NOT Grafana\n"
+        f"({board}, last {WINDOW_MINUTES} minutes to"
+        f" {datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC)",
         fontsize=10,
     )
     figure.tight_layout()
