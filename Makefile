@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 ORDERFLOW := $(UV) run --frozen orderflow
 
 .DEFAULT_GOAL := help
-.PHONY: help uv sync tools up down fault fault-clear load bench status dashboards cluster cluster-tools cluster-local cluster-local-down test lint format unit integration kubernetes clean
+.PHONY: help uv sync tools up down wait fault fault-clear load bench status dashboards screenshots diagram cluster cluster-tools cluster-local cluster-local-down test lint format unit integration kubernetes clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,9 @@ up: tools ## run the local stack (all services, sidecars, Redis, Prometheus, Jae
 down: sync ## stop a stack that `make up` runs in another terminal
 	@$(ORDERFLOW) down
 
+wait: sync ## return once the stack that `make up` runs in another terminal is healthy
+	@$(ORDERFLOW) wait
+
 fault: sync ## set fault flags, e.g. make fault SERVICE=payments FLAGS="error_rate=30" (docs/faults.md)
 	@$(ORDERFLOW) fault set $(SERVICE) $(FLAGS)
 
@@ -47,6 +50,12 @@ status: sync ## where monitoring, Dapr observability, resiliency and HPAs stand,
 dashboards: sync ## regenerate the dashboards JSON and the Kubernetes PrometheusRule from their sources
 	$(UV) run --frozen orderflow-dashboards
 	$(UV) run --frozen python -m orderflow_devtools.k8s.prometheusrule
+
+screenshots: sync ## docs/images from a running stack (`make up`): Prometheus, Locust, a dashboard rendering
+	@$(UV) run --frozen orderflow-pictures screenshots
+
+diagram: sync ## docs/images/architecture.png from its source, docs/architecture.dot (Graphviz)
+	@$(UV) run --frozen orderflow-pictures diagram
 
 cluster: ## create the local kind cluster for `skaffold dev` (needs Docker; docs/kubernetes.md)
 	kind create cluster --config deploy/kind/cluster.yaml

@@ -3,6 +3,7 @@
     orderflow tools                       provision daprd, Redis, Prometheus, promtool, Jaeger
     orderflow up                          run the local stack until Ctrl-C or SIGTERM
     orderflow down                        stop a stack that `orderflow up` runs elsewhere
+    orderflow wait                        return once that stack is healthy (scripts, labs)
     orderflow fault show SERVICE          a service's fault flags (docs/faults.md)
     orderflow fault set SERVICE FLAG=V..  replace them; flags left out go back to off
     orderflow fault clear SERVICE         turn them all off
@@ -18,6 +19,7 @@ Every failure ends with a one-line cause on stderr and a non-zero exit.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -57,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     commands.add_parser("tools", help="provision the pinned tools (cached outside the repo)")
     up = commands.add_parser("up", help="run the local stack until Ctrl-C or SIGTERM")
     down = commands.add_parser("down", help="stop a stack that `orderflow up` runs elsewhere")
-    for command in (up, down):
+    wait = commands.add_parser("wait", help="return once a stack `orderflow up` runs is healthy")
+    wait.add_argument("--timeout", type=float, default=180.0, help="seconds to wait at most")
+    for command in (up, down, wait):
         command.add_argument(
             "--run-dir", type=Path, default=Path(".run"), help="where its logs and data go"
         )
@@ -100,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
             return _cluster(args.action, args.run_dir, args.timeout)
         if args.command == "down":
             return _down(args.run_dir / PID_FILE)
+        if args.command == "wait":
+            return _wait(args.run_dir / PID_FILE, args.timeout)
         if args.command == "fault":
             return _fault(args.run_file, args.action, args.service, args.flags)
         if args.command == "bench":
@@ -230,6 +236,26 @@ def _down(pid_file: Path) -> int:
         time.sleep(0.1)
     _note("stopped")
     return 0
+
+
+def _wait(pid_file: Path, timeout: float) -> int:
+    """`orderflow up` writes its pid file once every process is healthy: wait for it, so
+    that a script (or a lab) can start the stack in the background and go on when it is
+    up. The default outlasts `up`'s own start-up timeout, so a stack that cannot start
+    has said why in its own output before this gives up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            pid = int(pid_file.read_text())
+            os.kill(pid, 0)  # signal 0: is it alive? (a stale file is not a stack)
+            print(f"the stack is up: every process healthy (orderflow up, pid {pid})")
+            return 0
+        time.sleep(0.2)
+    _note(
+        f"no healthy stack within {timeout:.0f}s (no live {pid_file}):"
+        " is `make up` running? its output says why"
+    )
+    return EXIT_FAILURE
 
 
 class _StopRequestedError(Exception):
