@@ -114,7 +114,9 @@ def test_release_gives_the_stock_back_once(client: TestClient) -> None:
 
     assert (first.status_code, again.status_code) == (200, 200)
     assert (first.json()["status"], again.json()) == ("released", first.json())
+    assert client.get("/reservations/o-1").json() == first.json()
     assert client.get("/stock").json()["grinder"] == 5
+    assert client.get("/reservations/o-2").status_code == 404
 
 
 def test_a_release_before_the_reservation_lands_makes_the_late_reservation_take_nothing(

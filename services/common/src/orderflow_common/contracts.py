@@ -117,8 +117,11 @@ def error(description: str) -> dict[str, Any]:
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     status.HTTP_503_SERVICE_UNAVAILABLE: error("a Dapr building block or a dependency is down")
 }
-TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    status.HTTP_413_CONTENT_TOO_LARGE: error("the request body is over the size limit")
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    # FastAPI's own answer to a body it cannot decode as text (not UTF-8), before any
+    # validation; JSON that does not parse is a 422.
+    status.HTTP_400_BAD_REQUEST: error("the body is not text"),
+    status.HTTP_413_CONTENT_TOO_LARGE: error("the request body is over the size limit"),
 }
 FAULT_INJECTED: dict[int | str, dict[str, Any]] = {
     status.HTTP_500_INTERNAL_SERVER_ERROR: error(

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from fulfillment.settings import FulfillmentSettings
 from orderflow_common.app import DaprDep
-from orderflow_common.contracts import FAULT_INJECTED, TOO_LARGE, UNAVAILABLE, IdPath, error
+from orderflow_common.contracts import BODY_ERRORS, FAULT_INJECTED, UNAVAILABLE, IdPath, error
 from orderflow_common.dapr import DaprClient
 from orderflow_common.deps import from_state
 from orderflow_common.events import (
@@ -64,7 +64,7 @@ def _key(order_id: str) -> str:
     return f"shipment-{order_id}"
 
 
-@router.post("/events/order-placed", responses={**FAULT_INJECTED, **TOO_LARGE})
+@router.post("/events/order-placed", responses={**FAULT_INJECTED, **BODY_ERRORS})
 async def on_order_placed(
     event: CloudEvent, dapr: DaprDep, settings: SettingsDep, faults: FaultsDep
 ) -> SubscriberReply:

@@ -36,8 +36,8 @@ from inventory.catalog import PRICES_CENTS
 from inventory.settings import InventorySettings
 from orderflow_common.app import DaprDep
 from orderflow_common.contracts import (
+    BODY_ERRORS,
     FAULT_INJECTED,
-    TOO_LARGE,
     UNAVAILABLE,
     IdPath,
     Reservation,
@@ -133,7 +133,7 @@ async def get_stock(dapr: DaprDep, settings: SettingsDep) -> dict[str, int]:
 
 @router.put(
     "/stock/{sku}",
-    responses={status.HTTP_404_NOT_FOUND: error("not a SKU inventory sells"), **TOO_LARGE},
+    responses={status.HTTP_404_NOT_FOUND: error("not a SKU inventory sells"), **BODY_ERRORS},
 )
 async def set_stock(
     sku: SkuPath, level: StockLevel, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
@@ -163,7 +163,7 @@ async def set_stock(
             " refusal: out of stock, unknown sku, or released (the order was given up)",
         },
         **FAULT_INJECTED,
-        **TOO_LARGE,
+        **BODY_ERRORS,
     },
 )
 async def reserve(
@@ -215,6 +215,17 @@ def _refusal(order_id: str, reason: str, skus: list[str]) -> Reservation:
 def _again(reservation: Reservation) -> JSONResponse:
     """An answer that created nothing: 200, where a new reservation is a 201."""
     return JSONResponse(reservation.model_dump(), status_code=status.HTTP_200_OK)
+
+
+@router.get(
+    "/reservations/{order_id}",
+    responses={status.HTTP_404_NOT_FOUND: error("nothing reserved or released for this order")},
+)
+async def get_reservation(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Reservation:
+    state = await dapr.get_state(settings.state_store, _reservation_key(order_id))
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no reservation for this order")
+    return Reservation.model_validate(state.value)
 
 
 @router.delete("/reservations/{order_id}")

@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from notifications.settings import NotificationsSettings
 from orderflow_common.app import DaprDep
 from orderflow_common.contracts import (
+    BODY_ERRORS,
     FAULT_INJECTED,
     ID_MAX,
     ID_PATTERN,
-    TOO_LARGE,
     UNAVAILABLE,
     IdPath,
 )
@@ -105,6 +105,7 @@ def _dead_letter_key(order_id: str, event_type: str) -> str:
 async def _notify(
     event: CloudEvent,
     *,
+    event_type: str,
     model: type[OrderPlaced] | type[OrderShipped],
     dapr: DaprDep,
     settings: NotificationsSettings,
@@ -120,21 +121,23 @@ async def _notify(
     if order is None:
         log.warning("malformed event dropped", extra={"event_id": event.id})
         return DROP
+    # The topic's event type (one topic per type), not the envelope's, which any
+    # publisher can set to anything.
     notification = Notification(
         event_id=event.id,
-        event_type=event.type,
+        event_type=event_type,
         order_id=order.order_id,
-        message=MESSAGES[event.type].format(customer=order.customer_id, order=order.order_id),
+        message=MESSAGES[event_type].format(customer=order.customer_id, order=order.order_id),
     )
     # One notification per order and event type: a redelivery (same CloudEvent id) and a
     # duplicate event (another id) both find it written and send nothing more.
-    key = _key(order.order_id, event.type)
+    key = _key(order.order_id, event_type)
     if await dapr.save_state(
         settings.state_store, key, notification.model_dump(), insert_only=True
     ):
-        NOTIFICATIONS_SENT.add(1, {"event_type": event.type})
-        log.info("notification sent", extra={"order_id": order.order_id, "type": event.type})
-    if event.type == ORDER_SHIPPED:
+        NOTIFICATIONS_SENT.add(1, {"event_type": event_type})
+        log.info("notification sent", extra={"order_id": order.order_id, "type": event_type})
+    if event_type == ORDER_SHIPPED:
         # Also on a redelivery: the first attempt may have failed right here.
         await dapr.publish(
             PUBSUB,
@@ -145,7 +148,7 @@ async def _notify(
     return SUCCESS
 
 
-@router.post("/events/order-placed", responses={**FAULT_INJECTED, **TOO_LARGE})
+@router.post("/events/order-placed", responses={**FAULT_INJECTED, **BODY_ERRORS})
 async def on_order_placed(
     event: CloudEvent,
     dapr: DaprDep,
@@ -154,11 +157,17 @@ async def on_order_placed(
     deliveries: DeliveriesDep,
 ) -> SubscriberReply:
     return await _notify(
-        event, model=OrderPlaced, dapr=dapr, settings=settings, faults=faults, deliveries=deliveries
+        event,
+        event_type=ORDER_PLACED,
+        model=OrderPlaced,
+        dapr=dapr,
+        settings=settings,
+        faults=faults,
+        deliveries=deliveries,
     )
 
 
-@router.post("/events/order-shipped", responses={**FAULT_INJECTED, **TOO_LARGE})
+@router.post("/events/order-shipped", responses={**FAULT_INJECTED, **BODY_ERRORS})
 async def on_order_shipped(
     event: CloudEvent,
     dapr: DaprDep,
@@ -168,6 +177,7 @@ async def on_order_shipped(
 ) -> SubscriberReply:
     return await _notify(
         event,
+        event_type=ORDER_SHIPPED,
         model=OrderShipped,
         dapr=dapr,
         settings=settings,
@@ -176,7 +186,7 @@ async def on_order_shipped(
     )
 
 
-@router.post("/events/dead-letter", responses=TOO_LARGE)
+@router.post("/events/dead-letter", responses=BODY_ERRORS)
 async def on_dead_letter(
     event: CloudEvent, dapr: DaprDep, settings: SettingsDep, deliveries: DeliveriesDep
 ) -> SubscriberReply:

@@ -25,8 +25,8 @@ from opentelemetry import metrics
 
 from orderflow_common.app import DaprDep
 from orderflow_common.contracts import (
+    BODY_ERRORS,
     FAULT_INJECTED,
-    TOO_LARGE,
     UNAVAILABLE,
     Charge,
     ChargeRequest,
@@ -89,7 +89,7 @@ def _key(order_id: str) -> str:
             " voided (the order was given up), or the card declined: nothing new charged",
         },
         **FAULT_INJECTED,
-        **TOO_LARGE,
+        **BODY_ERRORS,
     },
 )
 async def create_charge(

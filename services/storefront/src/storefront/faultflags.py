@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, status
 
 from orderflow_common.app import DaprDep
-from orderflow_common.contracts import TOO_LARGE, UNAVAILABLE, error
+from orderflow_common.contracts import BODY_ERRORS, UNAVAILABLE, error
 from orderflow_common.faults import (
     CONFIG_STORE,
     FLAG_NAMES,
@@ -64,7 +64,7 @@ async def get_flags(service: ServiceDep, dapr: DaprDep) -> FaultFlags:
     return parse_flags(service, await dapr.get_configuration(CONFIG_STORE, keys))
 
 
-@router.put("/{service}", responses=TOO_LARGE)
+@router.put("/{service}", responses=BODY_ERRORS)
 async def set_flags(service: ServiceDep, flags: FaultFlags, dapr: DaprDep) -> FaultFlags:
     """Replace the service's flags: a flag left out goes back to its default (off)."""
     defaults = FaultFlags()

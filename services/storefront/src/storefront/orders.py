@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orderflow_common.app import DaprDep
 from orderflow_common.contracts import (
+    BODY_ERRORS,
     ID_PATTERN,
-    TOO_LARGE,
     UNAVAILABLE,
     Charge,
     ChargeRequest,
@@ -161,7 +161,7 @@ def _request_hash(order: OrderRequest) -> str:
             "model": RefusalBody | ErrorBody,
             "description": "inventory, payments or a Dapr building block unavailable",
         },
-        **TOO_LARGE,
+        **BODY_ERRORS,
     },
 )
 async def place_order(
