@@ -153,10 +153,6 @@ def _request_hash(order: OrderRequest) -> str:
             "model": RefusalBody | ErrorBody,
             "description": "not enough stock, or the same key is still in progress",
         },
-        status.HTTP_422_UNPROCESSABLE_CONTENT: {
-            "description": "an invalid body or key, an unknown SKU, or a key reused with"
-            " another request"
-        },
         status.HTTP_503_SERVICE_UNAVAILABLE: {
             "model": RefusalBody | ErrorBody,
             "description": "inventory, payments or a Dapr building block unavailable",
