@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def clean_start(shop: Shop) -> None:
     """No fault flag on, and payments' breaker closed with its failure count at zero:
-    Dapr's breaker counts every non-2xx answer, a declined card's 402 included, and only
-    a success resets the count."""
+    Dapr's breaker counts every non-2xx answer of the callee, and only a success resets
+    the count (a declined card is a 200 from payments, so it counts as a success)."""
     for service in ("payments", "notifications"):
         shop.clear_faults(service)
     assert shop.place(GRINDER).status_code == 201
@@ -107,6 +107,20 @@ def test_slow_payments_fail_within_the_documented_bound(shop: Shop) -> None:
 def test_the_breaker_opens_fails_fast_probes_and_closes(
     shop: Shop, local_stack: LocalStack
 ) -> None:
+    def opened() -> float:
+        """How often storefront's breakers towards payments opened. Not the state gauge
+        (dapr_resiliency_cb_state): it is one per target, written on every call, and the
+        refund of a failed order (DELETE charges/{id}) is an endpoint with a breaker of
+        its own, closed, called last."""
+        return metric(
+            local_stack.metrics_url("storefront"),
+            "dapr_resiliency_activations_total",
+            policy="circuitbreaker",
+            target="app_payments",
+            status="open",
+        )
+
+    opened_before = opened()
     shop.set_faults("payments", error_rate=100)
 
     first = shop.place(GRINDER)
@@ -121,16 +135,7 @@ def test_the_breaker_opens_fails_fast_probes_and_closes(
     # then nothing reaches payments until the breaker's 10s timeout.
     assert [shop.charge_attempts(order_id) for order_id in ids] == [4, 1, 0]
     assert fast < 2.0
-    assert (
-        metric(
-            local_stack.metrics_url("storefront"),
-            "dapr_resiliency_cb_state",
-            policy="circuitbreaker",
-            target="app_payments",
-            status="open",
-        )
-        == 1
-    )
+    assert opened() - opened_before == 1
 
     shop.clear_faults("payments")
     time.sleep(10.5)
@@ -222,7 +227,19 @@ def test_bad_input_gets_a_4xx_with_a_readable_body_and_writes_nothing(
             error_type,
         ), body
     unknown = shop.place({"teapot": 1})
-    assert (unknown.status_code, unknown.json()) == (422, {"detail": {"unknown_skus": ["teapot"]}})
+    assert (unknown.status_code, unknown.json()) == (
+        422,
+        {
+            "detail": [
+                {
+                    "type": "unknown_sku",
+                    "loc": ["body", "items", 0, "sku"],
+                    "msg": "unknown SKU",
+                    "input": "teapot",
+                }
+            ]
+        },
+    )
     too_big = shop.http.post(orders, content=b" " * 70_000, headers=json_header)
     assert (too_big.status_code, too_big.json()) == (
         413,

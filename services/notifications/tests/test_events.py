@@ -87,3 +87,29 @@ def test_malformed_data_is_dropped_and_a_non_event_is_a_422(client: TestClient) 
     assert deliver(client, cloud_event("e-1", amount_cents=-5)) == "DROP"
     assert client.post("/events/order-placed", json={"order_id": "o-1"}).status_code == 422
     assert client.get("/notifications/o-1").json() == []
+
+
+def test_an_envelope_type_that_is_not_the_topics_is_notified_as_the_topics(
+    client: TestClient,
+) -> None:
+    event = {**cloud_event("e-1"), "type": "com.example.other"}
+
+    assert deliver(client, event) == "SUCCESS"
+    assert [n["event_type"] for n in client.get("/notifications/o-1").json()] == ["order-placed"]
+
+
+def test_an_order_id_unsafe_in_a_key_is_dropped_or_recorded_as_unknown(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    assert deliver(client, cloud_event("e-1", order_id="a\u0001b")) == "DROP"
+    dead = {**cloud_event("e-2", order_id="a\u0001b"), "type": "com.example.other"}
+    assert deliver(client, dead, "dead-letter") == "SUCCESS"
+
+    assert client.get("/dead-letters/unknown").status_code == 200
+    assert sidecar.value("statestore", "dead-letter-unknown-other") == {
+        "event_id": "e-2",
+        "event_type": "other",
+        "order_id": "unknown",
+        "attempts": 0,
+    }
+    assert client.get("/notifications/a%01b").status_code == 422

@@ -1,5 +1,6 @@
 """storefront's orders API, with the Dapr sidecar faked at the adapter's HTTP boundary."""
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -16,15 +17,33 @@ TRANSACTION = "/v1.0/state/orderstore/transaction"
 ORDER = {"customer_id": "c-1", "items": [{"sku": "moka-pot", "quantity": 2}]}
 
 
+RESERVED = {"status": "reserved", "items": {"moka-pot": 2}, "amount_cents": 6400}
+CHARGED = {"status": "charged", "charge_id": "ch-1", "amount_cents": 6400}
+
+
 def release_path(order_id: str) -> str:
     return f"/v1.0/invoke/inventory/method/reservations/{order_id}"
+
+
+def refund_path(order_id: str) -> str:
+    return f"/v1.0/invoke/payments/method/charges/{order_id}"
+
+
+def answer(fake: FakeSidecar, path: str, status: int, body: dict[str, object]) -> None:
+    """inventory's or payments' answer for the order in the request, as they give it."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        order_id = json.loads(request.content)["order_id"]
+        return httpx.Response(status, json={"order_id": order_id, **body})
+
+    fake.responders[path] = respond
 
 
 @pytest.fixture
 def sidecar() -> FakeSidecar:
     fake = FakeSidecar()
-    fake.on(RESERVE, 201, {"amount_cents": 6400})
-    fake.on(CHARGE, 201, {"charge_id": "ch-1"})
+    answer(fake, RESERVE, 201, RESERVED)
+    answer(fake, CHARGE, 201, CHARGED)
     return fake
 
 
@@ -77,14 +96,16 @@ def test_order_is_reserved_charged_and_saved_with_its_event(
 def test_out_of_stock_is_a_409_and_the_order_fails_with_the_reason(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:
-    sidecar.on(RESERVE, 200, {"order_id": "o", "reserved": False, "short_skus": ["moka-pot"]})
+    refusal = {"status": "out of stock", "items": {}, "amount_cents": 0, "skus": ["moka-pot"]}
+    answer(sidecar, RESERVE, 200, refusal)
 
     response = client.post("/orders", json=ORDER)
 
     assert response.status_code == 409
     detail = response.json()["detail"]
     assert (detail["reason"], detail["skus"]) == ("out of stock", ["moka-pot"])
-    assert paths(sidecar) == [RESERVE, "/v1.0/state/orderstore"]
+    # Released all the same: an earlier attempt may have reserved before timing out.
+    assert paths(sidecar) == [RESERVE, release_path(detail["order_id"]), "/v1.0/state/orderstore"]
     order = client.get(f"/orders/{detail['order_id']}").json()
     assert (order["status"], order["reason"]) == ("failed", "out of stock")
 
@@ -92,7 +113,7 @@ def test_out_of_stock_is_a_409_and_the_order_fails_with_the_reason(
 def test_declined_card_is_a_402_and_the_stock_is_released(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:
-    sidecar.on(CHARGE, 402, {"detail": "card declined"})
+    answer(sidecar, CHARGE, 200, {"status": "declined", "charge_id": None, "amount_cents": 0})
 
     response = client.post("/orders", json={**ORDER, "payment_token": "tok_declined"})
 
@@ -103,13 +124,20 @@ def test_declined_card_is_a_402_and_the_stock_is_released(
     assert client.get(f"/orders/{order_id}").json()["status"] == "failed"
 
 
-@pytest.mark.parametrize("failure", ["500", "unreachable"])
-def test_payments_failure_is_a_503_and_the_stock_is_released(
+@pytest.mark.parametrize("failure", ["500", "unreachable", "timeout", "voided", "garbled"])
+def test_payments_failure_is_a_503_and_the_stock_and_the_charge_are_given_back(
     client: TestClient, sidecar: FakeSidecar, failure: str
 ) -> None:
     def fail(request: httpx.Request) -> httpx.Response:
         if failure == "unreachable":
             raise httpx.ConnectError("connection refused", request=request)
+        if failure == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if failure == "voided":  # a charge answered after storefront gave it up
+            void = {"order_id": "o", "status": "voided", "charge_id": None, "amount_cents": 0}
+            return httpx.Response(200, json=void)
+        if failure == "garbled":
+            return httpx.Response(200, text="<html>")
         return httpx.Response(500, json={"errorCode": "ERR_DIRECT_INVOKE"})
 
     sidecar.responders[CHARGE] = fail
@@ -119,22 +147,67 @@ def test_payments_failure_is_a_503_and_the_stock_is_released(
     assert response.status_code == 503
     detail = response.json()["detail"]
     assert detail["reason"] == "payments unavailable"
-    assert paths(sidecar)[:3] == [RESERVE, CHARGE, release_path(detail["order_id"])]
+    # The charge may have landed after the sidecar gave up on it: refunded (or voided).
+    order_id = detail["order_id"]
+    assert paths(sidecar) == [
+        RESERVE,
+        CHARGE,
+        release_path(order_id),
+        refund_path(order_id),
+        "/v1.0/state/orderstore",
+    ]
+    assert [call.method for call in sidecar.app_calls[2:4]] == ["DELETE", "DELETE"]
     order = client.get(f"/orders/{detail['order_id']}").json()
     assert (order["status"], order["reason"]) == ("failed", "payments unavailable")
 
 
-def test_unknown_sku_is_a_422_and_nothing_is_written(
+@pytest.mark.parametrize("failure", ["503", "timeout", "released"])
+def test_inventory_failure_is_a_503_and_the_reservation_is_released(
+    client: TestClient, sidecar: FakeSidecar, failure: str
+) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        if failure == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if failure == "released":
+            body = {"order_id": "o", "status": "released", "items": {}, "amount_cents": 0}
+            return httpx.Response(200, json=body)
+        return httpx.Response(503, json={"detail": "fault injected: down"})
+
+    sidecar.responders[RESERVE] = fail
+
+    response = client.post("/orders", json=ORDER)
+
+    assert response.status_code == 503
+    detail = response.json()["detail"]
+    assert detail["reason"] == "inventory unavailable"
+    # The reservation may still land (a sidecar timeout does not stop inventory).
+    assert paths(sidecar) == [
+        RESERVE,
+        release_path(detail["order_id"]),
+        "/v1.0/state/orderstore",
+    ]
+
+
+def test_unknown_sku_is_a_422_naming_the_item_and_nothing_is_written(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:
-    sidecar.on(RESERVE, 422, {"detail": {"unknown_skus": ["teapot"]}})
+    refusal = {"status": "unknown sku", "items": {}, "amount_cents": 0, "skus": ["teapot"]}
+    answer(sidecar, RESERVE, 200, refusal)
+    items = [{"sku": "grinder", "quantity": 1}, {"sku": "teapot", "quantity": 1}]
 
-    response = client.post(
-        "/orders", json={"customer_id": "c", "items": [{"sku": "teapot", "quantity": 1}]}
-    )
+    response = client.post("/orders", json={"customer_id": "c", "items": items})
 
     assert response.status_code == 422
-    assert response.json() == {"detail": {"unknown_skus": ["teapot"]}}
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "unknown_sku",
+                "loc": ["body", "items", 1, "sku"],
+                "msg": "unknown SKU",
+                "input": "teapot",
+            }
+        ]
+    }
     assert paths(sidecar) == [RESERVE]
     assert sidecar.state == {}
 
@@ -159,7 +232,16 @@ def test_same_idempotency_key_with_another_request_is_a_422(
     response = client.post("/orders", json=other, headers={"Idempotency-Key": "k-1"})
 
     assert response.status_code == 422
-    assert response.json() == {"detail": "this Idempotency-Key was used with a different request"}
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "idempotency_key_reused",
+                "loc": ["header", "Idempotency-Key"],
+                "msg": "this Idempotency-Key was used with a different request",
+                "input": "k-1",
+            }
+        ]
+    }
     assert paths(sidecar).count(RESERVE) == 1
 
 
@@ -172,6 +254,12 @@ def test_same_idempotency_key_with_another_request_is_a_422(
         ({"customer_id": "c-1", "items": [{"sku": "grinder", "quantity": "two"}]}, "quantity"),
         ({"customer_id": "c-1", "items": [{"sku": "grinder", "quantity": 1}], "vip": True}, "vip"),
         ({"items": [{"sku": "grinder", "quantity": 1}]}, "customer_id"),
+        ({"customer_id": "c\u0001", "items": [{"sku": "grinder", "quantity": 1}]}, "customer_id"),
+        ({"customer_id": "c-1", "items": [{"sku": "Grinder!", "quantity": 1}]}, "sku"),
+        (
+            {"customer_id": "c", "items": [{"sku": "grinder", "quantity": 1}], "payment_token": ""},
+            "payment_token",
+        ),
     ],
 )
 def test_bad_input_is_a_422_naming_the_field_and_nothing_happens(
@@ -208,3 +296,16 @@ def test_unknown_order_is_a_404(client: TestClient) -> None:
     response = client.get("/orders/no-such-order")
 
     assert (response.status_code, response.json()) == (404, {"detail": "order not found"})
+
+
+@pytest.mark.parametrize("order_id", ["a%01b", "a%7Cb", "-a", "a" * 65])
+def test_a_bad_order_id_is_a_422_before_any_sidecar_call(
+    client: TestClient, sidecar: FakeSidecar, order_id: str
+) -> None:
+    response = client.get(f"/orders/{order_id}")
+
+    assert (response.status_code, response.json()["detail"][0]["loc"]) == (
+        422,
+        ["path", "order_id"],
+    )
+    assert sidecar.app_calls == []

@@ -7,7 +7,9 @@ shape the Dapr SDK's ``DaprApp.subscribe`` expects (it has no routing rules)."""
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+
+from orderflow_common.contracts import Id
 
 PUBSUB = "pubsub"
 DEAD_LETTER_TOPIC = "orders-dead-letter"
@@ -22,19 +24,21 @@ ORDER_EVENTS = (ORDER_PLACED, ORDER_SHIPPED, CUSTOMER_NOTIFIED)
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    order_id: str = Field(min_length=1)
+    # An id that is safe in a state key and a URL (contracts.py): subscribers DROP an
+    # event whose id is not, rather than fail on it.
+    order_id: Id
 
 
 class OrderPlaced(Event):
     """The order is paid and its stock reserved: fulfillment ships it."""
 
-    customer_id: str
+    customer_id: Id
     amount_cents: PositiveInt
     items: dict[str, PositiveInt]
 
 
 class OrderShipped(Event):
-    customer_id: str
+    customer_id: Id
     shipment_id: str
 
 

@@ -57,9 +57,10 @@ class FakeSidecar:
 
         self.responders[path] = respond
 
-    def put(self, store: str, key: str, value: Any) -> None:
-        """Seed state as if the app had written it."""
-        self.state[(store, key)] = _Entry(value, 1, first_write=False)
+    def put(self, store: str, key: str, value: Any, *, insert_only: bool = False) -> None:
+        """Seed state as if the app had written it (``insert_only``: as the adapter's
+        insert-only write does, so that later insert-only writes are refused)."""
+        self.state[(store, key)] = _Entry(value, 1, first_write=insert_only)
 
     def value(self, store: str, key: str) -> Any:
         entry = self.state.get((store, key))

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from fulfillment.settings import FulfillmentSettings
 from orderflow_common.app import DaprDep
+from orderflow_common.contracts import BODY_ERRORS, FAULT_INJECTED, UNAVAILABLE, IdPath, error
 from orderflow_common.dapr import DaprClient
 from orderflow_common.deps import from_state
 from orderflow_common.events import (
@@ -40,7 +41,7 @@ from orderflow_common.faults import FaultsDep, burn_cpu
 from orderflow_common.telemetry import SECONDS_BUCKETS
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["shipments"])
+router = APIRouter(tags=["shipments"], responses=UNAVAILABLE)
 # Exposed as orderflow_fulfillment_work_seconds, with trace-id exemplars.
 WORK_SECONDS = metrics.get_meter("fulfillment").create_histogram(
     "orderflow.fulfillment.work",
@@ -63,7 +64,7 @@ def _key(order_id: str) -> str:
     return f"shipment-{order_id}"
 
 
-@router.post("/events/order-placed")
+@router.post("/events/order-placed", responses={**FAULT_INJECTED, **BODY_ERRORS})
 async def on_order_placed(
     event: CloudEvent, dapr: DaprDep, settings: SettingsDep, faults: FaultsDep
 ) -> SubscriberReply:
@@ -112,8 +113,11 @@ async def _ship(
     return Shipment.model_validate(recorded.value)
 
 
-@router.get("/shipments/{order_id}")
-async def get_shipment(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Shipment:
+@router.get(
+    "/shipments/{order_id}",
+    responses={status.HTTP_404_NOT_FOUND: error("no shipment for this order")},
+)
+async def get_shipment(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Shipment:
     state = await dapr.get_state(settings.state_store, _key(order_id))
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no shipment for this order")

@@ -14,6 +14,10 @@ taken. A reservation retried by Dapr's resiliency policy (the answer to the firs
 was lost) finds it and is answered again instead of taking stock twice; two attempts of
 one reservation at once both take stock, and the one whose record comes second gives its
 stock back. A release marks the reservation released first, then gives its stock back.
+A release that finds no reservation records the order released with nothing held: the
+reservation's attempt may still be on its way (slower than storefront's timeout), and
+when it lands it finds that record, or loses its insert-only write to it, and gives its
+stock back. So a given-up order never holds stock, whatever order the calls land in.
 Both orders are chosen so that a crash between the two writes can only leave stock
 unsold, never sell it twice.
 https://docs.dapr.io/developing-applications/building-blocks/state-management/state-management-overview/#concurrency
@@ -31,45 +35,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from inventory.catalog import PRICES_CENTS
 from inventory.settings import InventorySettings
 from orderflow_common.app import DaprDep
+from orderflow_common.contracts import (
+    BODY_ERRORS,
+    FAULT_INJECTED,
+    UNAVAILABLE,
+    IdPath,
+    Reservation,
+    ReservationRequest,
+    SkuPath,
+    error,
+)
 from orderflow_common.dapr import DaprClient
 from orderflow_common.deps import from_state
 from orderflow_common.faults import FaultsDep
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["stock"])
+router = APIRouter(tags=["stock"], responses=UNAVAILABLE)
 
 STOCK_KEY = "stock"
 MAX_WRITE_ATTEMPTS = 20
-
-
-class Item(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(ge=1, le=100)
-
-
-class ReservationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    order_id: str = Field(min_length=1, max_length=64)
-    items: list[Item] = Field(min_length=1, max_length=50)
-
-
-class Reservation(BaseModel):
-    order_id: str
-    items: dict[str, int]
-    amount_cents: int
-    released: bool = False
-
-
-class Shortage(BaseModel):
-    """Not enough stock: a business answer, so a 200. Dapr's circuit breaker counts every
-    non-2xx answer as a failure, and a run of sold-out orders must not open it."""
-
-    order_id: str
-    reserved: bool = False
-    short_skus: list[str]
 
 
 class StockLevel(BaseModel):
@@ -147,13 +131,18 @@ async def get_stock(dapr: DaprDep, settings: SettingsDep) -> dict[str, int]:
     return available
 
 
-@router.put("/stock/{sku}")
+@router.put(
+    "/stock/{sku}",
+    responses={status.HTTP_404_NOT_FOUND: error("not a SKU inventory sells"), **BODY_ERRORS},
+)
 async def set_stock(
-    sku: str, level: StockLevel, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
+    sku: SkuPath, level: StockLevel, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
 ) -> dict[str, int]:
     """Set one SKU's stock (for labs and tests): the internal admin side of inventory."""
     if sku not in PRICES_CENTS:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, {"unknown_skus": [sku]})
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"unknown SKU; one of: {', '.join(PRICES_CENTS)}"
+        )
 
     def setting(available: dict[str, int]) -> list[str]:
         available[sku] = level.quantity
@@ -168,8 +157,13 @@ async def set_stock(
     status_code=status.HTTP_201_CREATED,
     response_model=Reservation,
     responses={
-        200: {"model": Shortage, "description": "not enough stock"},
-        409: {"description": "this order's reservation was released"},
+        status.HTTP_200_OK: {
+            "model": Reservation,
+            "description": "the order's reservation made before (a retried attempt), or a"
+            " refusal: out of stock, unknown sku, or released (the order was given up)",
+        },
+        **FAULT_INJECTED,
+        **BODY_ERRORS,
     },
 )
 async def reserve(
@@ -179,57 +173,88 @@ async def reserve(
     faults: FaultsDep,
     turns: TurnsDep,
 ) -> Reservation | JSONResponse:
+    """Hold the order's items. Refusals are business answers, so 200s (contracts.py)."""
     await faults.on_request()
     unknown = sorted({item.sku for item in request.items} - PRICES_CENTS.keys())
     if unknown:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"unknown_skus": unknown})
+        return _again(_refusal(request.order_id, "unknown sku", unknown))
     key = _reservation_key(request.order_id)
     earlier = await dapr.get_state(settings.state_store, key)
     if earlier is not None:
-        return _answer_again(Reservation.model_validate(earlier.value))
+        return _again(Reservation.model_validate(earlier.value))
     wanted: dict[str, int] = {}
     for item in request.items:
         wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
     short, _ = await _change(dapr, settings, turns, _adding(wanted, -1))
     if short:
-        shortage = Shortage(order_id=request.order_id, short_skus=short)
-        return JSONResponse(shortage.model_dump(), status_code=status.HTTP_200_OK)
+        return _again(_refusal(request.order_id, "out of stock", short))
     reservation = Reservation(
         order_id=request.order_id,
+        status="reserved",
         items=wanted,
         amount_cents=sum(PRICES_CENTS[sku] * qty for sku, qty in wanted.items()),
     )
     if await dapr.save_state(settings.state_store, key, reservation.model_dump(), insert_only=True):
         log.info("stock reserved", extra={"order_id": request.order_id})
         return reservation
-    # Another attempt of this reservation recorded it first: ours is one too many.
+    # Another attempt of this reservation recorded it first, or the order was released
+    # before this attempt landed: either way ours is one too many.
     await _change(dapr, settings, turns, _adding(wanted, +1))
     recorded = await dapr.get_state(settings.state_store, key)
     if recorded is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "reservation vanished")
-    return _answer_again(Reservation.model_validate(recorded.value))
+    return _again(Reservation.model_validate(recorded.value))
 
 
-def _answer_again(reservation: Reservation) -> Reservation:
-    if reservation.released:
-        raise HTTPException(status.HTTP_409_CONFLICT, "this order's reservation was released")
-    return reservation
+def _refusal(order_id: str, reason: str, skus: list[str]) -> Reservation:
+    return Reservation.model_validate(
+        {"order_id": order_id, "status": reason, "items": {}, "amount_cents": 0, "skus": skus}
+    )
+
+
+def _again(reservation: Reservation) -> JSONResponse:
+    """An answer that created nothing: 200, where a new reservation is a 201."""
+    return JSONResponse(reservation.model_dump(), status_code=status.HTTP_200_OK)
+
+
+@router.get(
+    "/reservations/{order_id}",
+    responses={status.HTTP_404_NOT_FOUND: error("nothing reserved or released for this order")},
+)
+async def get_reservation(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Reservation:
+    state = await dapr.get_state(settings.state_store, _reservation_key(order_id))
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no reservation for this order")
+    return Reservation.model_validate(state.value)
 
 
 @router.delete("/reservations/{order_id}")
 async def release(
-    order_id: str, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
+    order_id: IdPath, dapr: DaprDep, settings: SettingsDep, turns: TurnsDep
 ) -> Reservation:
+    """Give the order's stock back, once, however often it is asked. A release that comes
+    before the reservation (whose attempt is still on its way) records the order as
+    released with nothing held, so that the reservation, when it lands, takes nothing."""
     key = _reservation_key(order_id)
-    state = await dapr.get_state(settings.state_store, key)
-    if state is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no reservation for this order")
-    reservation = Reservation.model_validate(state.value)
-    if reservation.released:
-        return reservation
-    released = reservation.model_copy(update={"released": True})
-    # Marked released over the version read: of two releases at once, one gives back.
-    if await dapr.save_state(settings.state_store, key, released.model_dump(), etag=state.etag):
-        await _change(dapr, settings, turns, _adding(reservation.items, +1))
-        log.info("stock released", extra={"order_id": order_id})
-    return released
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        state = await dapr.get_state(settings.state_store, key)
+        if state is None:
+            nothing = Reservation(order_id=order_id, status="released", items={}, amount_cents=0)
+            if await dapr.save_state(
+                settings.state_store, key, nothing.model_dump(), insert_only=True
+            ):
+                log.info("released before any reservation", extra={"order_id": order_id})
+                return nothing
+            continue  # a reservation was recorded in between: release that one
+        reservation = Reservation.model_validate(state.value)
+        if reservation.status == "released":
+            return reservation
+        released = reservation.model_copy(update={"status": "released"})
+        # Marked released over the version read: of two releases at once, one gives back.
+        if await dapr.save_state(settings.state_store, key, released.model_dump(), etag=state.etag):
+            await _change(dapr, settings, turns, _adding(reservation.items, +1))
+            log.info("stock released", extra={"order_id": order_id})
+            return released
+    raise HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, "the reservation is changing too fast; try again"
+    )

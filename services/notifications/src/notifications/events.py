@@ -2,6 +2,7 @@
 endpoints that show what was sent and what was dead-lettered."""
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -12,6 +13,14 @@ from pydantic import BaseModel
 
 from notifications.settings import NotificationsSettings
 from orderflow_common.app import DaprDep
+from orderflow_common.contracts import (
+    BODY_ERRORS,
+    FAULT_INJECTED,
+    ID_MAX,
+    ID_PATTERN,
+    UNAVAILABLE,
+    IdPath,
+)
 from orderflow_common.counts import RecentCounts
 from orderflow_common.deps import from_state
 from orderflow_common.events import (
@@ -55,7 +64,7 @@ async def _count_from_zero(_: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-router = APIRouter(tags=["notifications"], lifespan=_count_from_zero)
+router = APIRouter(tags=["notifications"], lifespan=_count_from_zero, responses=UNAVAILABLE)
 
 MESSAGES = {
     ORDER_PLACED: "Thanks {customer}, we received order {order}.",
@@ -96,6 +105,7 @@ def _dead_letter_key(order_id: str, event_type: str) -> str:
 async def _notify(
     event: CloudEvent,
     *,
+    event_type: str,
     model: type[OrderPlaced] | type[OrderShipped],
     dapr: DaprDep,
     settings: NotificationsSettings,
@@ -111,21 +121,23 @@ async def _notify(
     if order is None:
         log.warning("malformed event dropped", extra={"event_id": event.id})
         return DROP
+    # The topic's event type (one topic per type), not the envelope's, which any
+    # publisher can set to anything.
     notification = Notification(
         event_id=event.id,
-        event_type=event.type,
+        event_type=event_type,
         order_id=order.order_id,
-        message=MESSAGES[event.type].format(customer=order.customer_id, order=order.order_id),
+        message=MESSAGES[event_type].format(customer=order.customer_id, order=order.order_id),
     )
     # One notification per order and event type: a redelivery (same CloudEvent id) and a
     # duplicate event (another id) both find it written and send nothing more.
-    key = _key(order.order_id, event.type)
+    key = _key(order.order_id, event_type)
     if await dapr.save_state(
         settings.state_store, key, notification.model_dump(), insert_only=True
     ):
-        NOTIFICATIONS_SENT.add(1, {"event_type": event.type})
-        log.info("notification sent", extra={"order_id": order.order_id, "type": event.type})
-    if event.type == ORDER_SHIPPED:
+        NOTIFICATIONS_SENT.add(1, {"event_type": event_type})
+        log.info("notification sent", extra={"order_id": order.order_id, "type": event_type})
+    if event_type == ORDER_SHIPPED:
         # Also on a redelivery: the first attempt may have failed right here.
         await dapr.publish(
             PUBSUB,
@@ -136,7 +148,7 @@ async def _notify(
     return SUCCESS
 
 
-@router.post("/events/order-placed")
+@router.post("/events/order-placed", responses={**FAULT_INJECTED, **BODY_ERRORS})
 async def on_order_placed(
     event: CloudEvent,
     dapr: DaprDep,
@@ -145,11 +157,17 @@ async def on_order_placed(
     deliveries: DeliveriesDep,
 ) -> SubscriberReply:
     return await _notify(
-        event, model=OrderPlaced, dapr=dapr, settings=settings, faults=faults, deliveries=deliveries
+        event,
+        event_type=ORDER_PLACED,
+        model=OrderPlaced,
+        dapr=dapr,
+        settings=settings,
+        faults=faults,
+        deliveries=deliveries,
     )
 
 
-@router.post("/events/order-shipped")
+@router.post("/events/order-shipped", responses={**FAULT_INJECTED, **BODY_ERRORS})
 async def on_order_shipped(
     event: CloudEvent,
     dapr: DaprDep,
@@ -159,6 +177,7 @@ async def on_order_shipped(
 ) -> SubscriberReply:
     return await _notify(
         event,
+        event_type=ORDER_SHIPPED,
         model=OrderShipped,
         dapr=dapr,
         settings=settings,
@@ -167,22 +186,26 @@ async def on_order_shipped(
     )
 
 
-@router.post("/events/dead-letter")
+@router.post("/events/dead-letter", responses=BODY_ERRORS)
 async def on_dead_letter(
     event: CloudEvent, dapr: DaprDep, settings: SettingsDep, deliveries: DeliveriesDep
 ) -> SubscriberReply:
-    order_id = str(event.data.get("order_id", "unknown"))
+    # Whatever reached the topic is recorded, under a key built from safe parts only: an
+    # order id that is not one, or a type that is not ours, is recorded as such.
+    order_id = str(event.data.get("order_id", ""))
+    if not re.fullmatch(ID_PATTERN, order_id) or len(order_id) > ID_MAX:
+        order_id = "unknown"
+    # Only our own event types count by name: anything else on the topic is "other".
+    event_type = event.type if event.type in ORDER_EVENTS else "other"
     dead = DeadLetter(
         event_id=event.id,
-        event_type=event.type,
+        event_type=event_type,
         order_id=order_id,
         attempts=deliveries.get(event.id),
     )
     await dapr.save_state(
-        settings.state_store, _dead_letter_key(order_id, event.type), dead.model_dump()
+        settings.state_store, _dead_letter_key(order_id, event_type), dead.model_dump()
     )
-    # Only our own event types count by name: anything else on the topic is "other".
-    event_type = event.type if event.type in ORDER_EVENTS else "other"
     DEAD_LETTERS.add(1, {"event_type": event_type})
     log.error("event dead-lettered", extra=dead.model_dump())
     return SUCCESS
@@ -190,7 +213,7 @@ async def on_dead_letter(
 
 @router.get("/notifications/{order_id}")
 async def list_notifications(
-    order_id: str, dapr: DaprDep, settings: SettingsDep
+    order_id: IdPath, dapr: DaprDep, settings: SettingsDep
 ) -> list[Notification]:
     keys = [_key(order_id, event_type) for event_type in MESSAGES]
     found = await dapr.get_bulk_state(settings.state_store, keys)
@@ -199,7 +222,7 @@ async def list_notifications(
 
 @router.get("/dead-letters/{order_id}")
 async def list_dead_letters(
-    order_id: str, dapr: DaprDep, settings: SettingsDep
+    order_id: IdPath, dapr: DaprDep, settings: SettingsDep
 ) -> list[DeadLetter]:
     keys = [_dead_letter_key(order_id, event_type) for event_type in ORDER_EVENTS]
     found = await dapr.get_bulk_state(settings.state_store, keys)

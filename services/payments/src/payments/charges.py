@@ -1,8 +1,16 @@
-"""Charges: one per order, whatever the number of attempts.
+"""Charges: one per order, whatever the number of attempts, and refunds.
 
-A declined card is a business answer (402) that no retry changes; our own failure is a
-5xx, which Dapr's resiliency policy retries. A retried charge whose first attempt did
-succeed finds that charge and answers it again, so an order is never charged twice.
+A declined card is a business answer that no retry changes: a 200 that says so, since
+Dapr's circuit breaker counts every non-2xx answer as a failure (contracts.py); our own
+failure is a 5xx, which Dapr's resiliency policy retries. A retried charge whose first
+attempt did succeed finds that charge and answers it again, so an order is never charged
+twice.
+
+storefront refunds the charge of an order it gives up (docs/resiliency.md,
+"Compensation"), keyed by the order id, so a refund asked again changes nothing. A refund
+that comes before any charge landed (an attempt slower than storefront's timeout is still
+on its way) records the order's charge as voided: the attempt, when it lands, loses its
+insert-only write to that record and charges nothing.
 """
 
 import logging
@@ -14,22 +22,33 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 from opentelemetry import metrics
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from orderflow_common.app import DaprDep
+from orderflow_common.contracts import (
+    BODY_ERRORS,
+    FAULT_INJECTED,
+    UNAVAILABLE,
+    Charge,
+    ChargeRequest,
+    IdPath,
+    error,
+)
 from orderflow_common.counts import RecentCounts
 from orderflow_common.deps import from_state
 from orderflow_common.faults import FaultsDep
 from payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
-# Exposed as orderflow_payments_declined_total and orderflow_payments_failed_total.
+# Exposed as orderflow_payments_{declined,failed,refunded}_total.
 _meter = metrics.get_meter("payments")
 PAYMENTS_DECLINED = _meter.create_counter(
-    "orderflow.payments.declined", "{charge}", "Charges declined: a business answer (402)."
+    "orderflow.payments.declined", "{charge}", "Charges declined: a business answer."
 )
 PAYMENTS_FAILED = _meter.create_counter(
     "orderflow.payments.failed", "{charge}", "Charge attempts that failed on our side (5xx)."
+)
+PAYMENTS_REFUNDED = _meter.create_counter(
+    "orderflow.payments.refunded", "{charge}", "Charges refunded: orders given up after."
 )
 
 
@@ -39,29 +58,15 @@ async def _count_from_zero(_: FastAPI) -> AsyncIterator[None]:
     first one too. https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics"""
     PAYMENTS_DECLINED.add(0)
     PAYMENTS_FAILED.add(0)
+    PAYMENTS_REFUNDED.add(0)
     yield
 
 
-router = APIRouter(tags=["charges"], lifespan=_count_from_zero)
+router = APIRouter(tags=["charges"], lifespan=_count_from_zero, responses=UNAVAILABLE)
 
 # Test tokens in the manner of card processors: this one is always declined.
 DECLINED_TOKEN = "tok_declined"  # noqa: S105 - a public test token, not a secret
-
-
-class ChargeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    order_id: str = Field(min_length=1, max_length=64)
-    customer_id: str = Field(min_length=1, max_length=64)
-    amount_cents: PositiveInt
-    payment_token: str = Field(min_length=1, max_length=64)
-
-
-class Charge(BaseModel):
-    charge_id: str
-    order_id: str
-    amount_cents: int
-
+MAX_WRITE_ATTEMPTS = 20
 
 # How many charge attempts reached this process, per recent order: what a resiliency
 # demo or test counts.
@@ -77,7 +82,15 @@ def _key(order_id: str) -> str:
     "/charges",
     status_code=status.HTTP_201_CREATED,
     response_model=Charge,
-    responses={402: {"description": "the card was declined"}},
+    responses={
+        status.HTTP_200_OK: {
+            "model": Charge,
+            "description": "the order's charge made before (a retried attempt), refunded or"
+            " voided (the order was given up), or the card declined: nothing new charged",
+        },
+        **FAULT_INJECTED,
+        **BODY_ERRORS,
+    },
 )
 async def create_charge(
     request: ChargeRequest,
@@ -89,16 +102,22 @@ async def create_charge(
     attempt = attempts.add(request.order_id)
     try:
         await faults.on_request(attempt)
-    except HTTPException as error:
-        if error.status_code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
+    except HTTPException as failure:
+        if failure.status_code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
             PAYMENTS_FAILED.add(1)
         raise
     if request.payment_token == DECLINED_TOKEN:
         PAYMENTS_DECLINED.add(1)
         log.info("card declined", extra={"order_id": request.order_id})
-        raise HTTPException(status.HTTP_402_PAYMENT_REQUIRED, "card declined")
+        declined = Charge(
+            order_id=request.order_id, status="declined", charge_id=None, amount_cents=0
+        )
+        return _again(declined)
     charge = Charge(
-        charge_id=str(uuid.uuid4()), order_id=request.order_id, amount_cents=request.amount_cents
+        order_id=request.order_id,
+        status="charged",
+        charge_id=str(uuid.uuid4()),
+        amount_cents=request.amount_cents,
     )
     key = _key(request.order_id)
     if await dapr.save_state(settings.state_store, key, charge.model_dump(), insert_only=True):
@@ -107,19 +126,55 @@ async def create_charge(
     earlier = await dapr.get_state(settings.state_store, key)
     if earlier is None:
         PAYMENTS_FAILED.add(1)
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "charge vanished")
-    return JSONResponse(earlier.value, status_code=status.HTTP_200_OK)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "charge vanished")
+    return _again(Charge.model_validate(earlier.value))
 
 
-@router.get("/charges/{order_id}")
-async def get_charge(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Charge:
+def _again(charge: Charge) -> JSONResponse:
+    """An answer that charged nothing new: 200, where a new charge is a 201."""
+    return JSONResponse(charge.model_dump(), status_code=status.HTTP_200_OK)
+
+
+@router.get(
+    "/charges/{order_id}",
+    responses={status.HTTP_404_NOT_FOUND: error("no charge for this order")},
+)
+async def get_charge(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Charge:
     state = await dapr.get_state(settings.state_store, _key(order_id))
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no charge for this order")
     return Charge.model_validate(state.value)
 
 
+@router.delete("/charges/{order_id}")
+async def refund(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Charge:
+    """Refund the order's charge, or void it if none has landed yet: once, however often
+    it is asked."""
+    key = _key(order_id)
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        state = await dapr.get_state(settings.state_store, key)
+        if state is None:
+            void = Charge(order_id=order_id, status="voided", charge_id=None, amount_cents=0)
+            if await dapr.save_state(
+                settings.state_store, key, void.model_dump(), insert_only=True
+            ):
+                log.info("charge voided before it landed", extra={"order_id": order_id})
+                return void
+            continue  # a charge landed in between: refund that one
+        charge = Charge.model_validate(state.value)
+        if charge.status != "charged":
+            return charge
+        refunded = charge.model_copy(update={"status": "refunded"})
+        if await dapr.save_state(settings.state_store, key, refunded.model_dump(), etag=state.etag):
+            PAYMENTS_REFUNDED.add(1)
+            log.info("charge refunded", extra={"order_id": order_id})
+            return refunded
+    raise HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, "the charge is changing too fast; try again"
+    )
+
+
 @router.get("/attempts/{order_id}")
-async def get_attempts(order_id: str, attempts: AttemptsDep) -> dict[str, int]:
+async def get_attempts(order_id: IdPath, attempts: AttemptsDep) -> dict[str, int]:
     """Charge attempts for this order that reached this replica."""
     return {"attempts": attempts.get(order_id)}

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, status
 
 from orderflow_common.app import DaprDep
+from orderflow_common.contracts import BODY_ERRORS, UNAVAILABLE, error
 from orderflow_common.faults import (
     CONFIG_STORE,
     FLAG_NAMES,
@@ -34,7 +35,16 @@ def _authorised(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a valid X-Fault-Token header is needed")
 
 
-router = APIRouter(prefix="/faults", tags=["faults"], dependencies=[Depends(_authorised)])
+router = APIRouter(
+    prefix="/faults",
+    tags=["faults"],
+    dependencies=[Depends(_authorised)],
+    responses={
+        status.HTTP_403_FORBIDDEN: error("no valid X-Fault-Token header"),
+        status.HTTP_404_NOT_FOUND: error("fault injection is off, or not one of our services"),
+        **UNAVAILABLE,
+    },
+)
 
 
 def _known(service: str) -> str:
@@ -54,7 +64,7 @@ async def get_flags(service: ServiceDep, dapr: DaprDep) -> FaultFlags:
     return parse_flags(service, await dapr.get_configuration(CONFIG_STORE, keys))
 
 
-@router.put("/{service}")
+@router.put("/{service}", responses=BODY_ERRORS)
 async def set_flags(service: ServiceDep, flags: FaultFlags, dapr: DaprDep) -> FaultFlags:
     """Replace the service's flags: a flag left out goes back to its default (off)."""
     defaults = FaultFlags()

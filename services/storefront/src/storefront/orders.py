@@ -1,9 +1,16 @@
 """The orders API: reserve stock through inventory, charge through payments, then record
 the paid order and its ``order-placed`` event in one outbox transaction.
 
-A business refusal (out of stock 409, card declined 402) is the client's answer; a
-failure of ours after Dapr's retries and breakers (503) is recorded on the order as
-``failed`` with its reason. Either way a reservation that will not be paid is released.
+A business refusal (unknown SKU 422, out of stock 409, card declined 402) is the client's
+answer; a failure of ours after Dapr's retries and breakers (503) is recorded on the order
+as ``failed`` with its reason. inventory and payments answer their refusals with 2xx
+bodies, so that a run of client mistakes never opens a circuit breaker (contracts.py).
+
+Every order that fails after its id exists is compensated before the client hears of it
+(docs/resiliency.md, "Compensation"): its reservation is released, and when the charge's
+outcome is unknown (payments timed out or failed) its charge is refunded, or voided if it
+has not landed yet. Both are keyed by the order id, so asking twice changes nothing, and
+an attempt that lands after them takes nothing.
 """
 
 import hashlib
@@ -11,16 +18,33 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Literal, TypeVar, get_args
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import metrics
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orderflow_common.app import DaprDep
-from orderflow_common.dapr import DaprClient
+from orderflow_common.contracts import (
+    BODY_ERRORS,
+    ID_PATTERN,
+    UNAVAILABLE,
+    Charge,
+    ChargeRequest,
+    ErrorBody,
+    Id,
+    IdPath,
+    Items,
+    PaymentToken,
+    Reservation,
+    ReservationRequest,
+    error,
+    invalid,
+)
+from orderflow_common.dapr import DaprClient, DaprError
 from orderflow_common.deps import from_state
 from orderflow_common.events import ORDER_PLACED, OrderPlaced
 from storefront.model import EVENT_STEPS, Order, Step, order_key, step_key
@@ -37,12 +61,13 @@ ORDERS_FAILED = _meter.create_counter(
     "orderflow.orders.failed", "{order}", "Orders that ended failed, by reason."
 )
 # The reasons an order fails for (the RefusedErrors below): the label's only values.
-FAILURE_REASONS = (
+Reason = Literal[
     "out of stock",
     "inventory unavailable",
     "payment declined",
     "payments unavailable",
-)
+]
+FAILURE_REASONS: tuple[Reason, ...] = get_args(Reason)
 
 
 @asynccontextmanager
@@ -55,7 +80,7 @@ async def _count_from_zero(_: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-router = APIRouter(tags=["orders"], lifespan=_count_from_zero)
+router = APIRouter(tags=["orders"], lifespan=_count_from_zero, responses=UNAVAILABLE)
 
 
 SettingsDep = Annotated[StorefrontSettings, Depends(from_state("settings", StorefrontSettings))]
@@ -65,25 +90,33 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=128,
-        pattern=r"^[A-Za-z0-9._:-]+$",
+        pattern=ID_PATTERN,
         description="Send the same key when you retry: you get the same order back.",
     ),
 ]
 
 
-class OrderItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(ge=1, le=100)
-
-
 class OrderRequest(BaseModel):
+    """Validated here with the very types inventory and payments validate with
+    (contracts.py): nothing a client sends can make them refuse storefront's call."""
+
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=64)
-    items: list[OrderItem] = Field(min_length=1, max_length=50)
-    payment_token: str = Field(default="tok_visa", min_length=1, max_length=64)
+    customer_id: Id
+    items: Items
+    payment_token: PaymentToken = "tok_visa"  # noqa: S105 - a public test token
+
+
+class Refusal(BaseModel):
+    reason: Reason
+    order_id: str
+    skus: list[str] = []
+
+
+class RefusalBody(BaseModel):
+    """Why the order failed; the order itself stays readable at GET /orders/{order_id}."""
+
+    detail: Refusal
 
 
 class _Claim(BaseModel):
@@ -92,13 +125,14 @@ class _Claim(BaseModel):
 
 
 class RefusedError(Exception):
-    """The order cannot go on; the client gets ``status_code`` and ``detail``."""
+    """The order cannot go on; the client gets ``status_code`` and the refusal."""
 
-    def __init__(self, status_code: int, reason: str, **detail: Any) -> None:
+    def __init__(self, status_code: int, reason: Reason, skus: list[str] | None = None) -> None:
         super().__init__(reason)
         self.status_code = status_code
-        self.reason = reason
-        self.detail = detail
+        self.reason: Reason = reason
+        self.skus = skus or []
+        self.order_id = ""  # set once the failed order is recorded
 
 
 def _request_hash(order: OrderRequest) -> str:
@@ -110,10 +144,20 @@ def _request_hash(order: OrderRequest) -> str:
     status_code=status.HTTP_201_CREATED,
     response_model=Order,
     responses={
-        200: {"description": "the order this Idempotency-Key created before"},
-        402: {"description": "the card was declined"},
-        409: {"description": "not enough stock, or the same key is still in progress"},
-        503: {"description": "inventory or payments unavailable"},
+        status.HTTP_200_OK: {"model": Order, "description": "the order this key created before"},
+        status.HTTP_402_PAYMENT_REQUIRED: {
+            "model": RefusalBody,
+            "description": "the card was declined",
+        },
+        status.HTTP_409_CONFLICT: {
+            "model": RefusalBody | ErrorBody,
+            "description": "not enough stock, or the same key is still in progress",
+        },
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": RefusalBody | ErrorBody,
+            "description": "inventory, payments or a Dapr building block unavailable",
+        },
+        **BODY_ERRORS,
     },
 )
 async def place_order(
@@ -136,24 +180,34 @@ async def place_order(
     )
     for item in order_request.items:
         order.items[item.sku] = order.items.get(item.sku, 0) + item.quantity
-    reservation = await _reserve(dapr, settings, order, order_request)
-    if idempotency_key is not None:
-        claim = _Claim(order_id=order.order_id, request_hash=request_hash)
-        if not await dapr.save_state(
-            settings.state_store, _claim_key(idempotency_key), claim.model_dump(), insert_only=True
-        ):
-            # The same key raced us and won: give back our stock and answer with its order.
-            await _release(dapr, settings, order.order_id)
-            replay = await _replay(dapr, settings, idempotency_key, request_hash)
-            if replay is not None:
-                return replay
-            raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key is in progress")
-    order.amount_cents = int(reservation["amount_cents"])
     try:
-        await _charge(dapr, settings, order, order_request.payment_token)
+        reservation = await _reserve(dapr, settings, order, order_request)
+        if idempotency_key is not None:
+            claim = _Claim(order_id=order.order_id, request_hash=request_hash)
+            if not await dapr.save_state(
+                settings.state_store,
+                _claim_key(idempotency_key),
+                claim.model_dump(),
+                insert_only=True,
+            ):
+                # The same key raced us and won: give back our stock, answer with its order.
+                await _compensate(dapr, settings, order.order_id, refund=False)
+                replay = await _replay(dapr, settings, idempotency_key, request_hash)
+                if replay is not None:
+                    return replay
+                raise HTTPException(status.HTTP_409_CONFLICT, "this Idempotency-Key is in progress")
+        order.amount_cents = reservation.amount_cents
+        await _charge(dapr, settings, order, reservation.amount_cents, order_request.payment_token)
     except RefusedError as refused:
-        await _release(dapr, settings, order.order_id)
+        # Only a charge whose outcome we do not know can have taken money.
+        await _compensate(
+            dapr, settings, order.order_id, refund=refused.reason == "payments unavailable"
+        )
         await _fail(dapr, settings, order, refused)
+        raise
+    except DaprError:
+        # Our own state store failed us before anything was charged.
+        await _compensate(dapr, settings, order.order_id, refund=False)
         raise
     order.advance("paid")
     event = OrderPlaced(
@@ -162,6 +216,9 @@ async def place_order(
         amount_cents=order.amount_cents,
         items=order.items,
     )
+    # The commit point: from here on the order is paid. A failure of this write is a 503
+    # whose outcome is unknown (the transaction may have been applied), so it is not
+    # compensated: docs/resiliency.md, "Compensation".
     await dapr.save_with_event(
         settings.state_store,
         order_key(order.order_id),
@@ -174,8 +231,8 @@ async def place_order(
     return order
 
 
-@router.get("/orders/{order_id}")
-async def get_order(order_id: str, dapr: DaprDep, settings: SettingsDep) -> Order:
+@router.get("/orders/{order_id}", responses={status.HTTP_404_NOT_FOUND: error("no such order")})
+async def get_order(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Order:
     order = await load_order(dapr, settings, order_id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "order not found")
@@ -209,9 +266,15 @@ async def _replay(
         return None
     claim = _Claim.model_validate(claim_state.value)
     if claim.request_hash != request_hash:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "this Idempotency-Key was used with a different request",
+        raise RequestValidationError(
+            [
+                invalid(
+                    ("header", "Idempotency-Key"),
+                    "this Idempotency-Key was used with a different request",
+                    "idempotency_key_reused",
+                    idempotency_key,
+                )
+            ]
         )
     order = await load_order(dapr, settings, claim.order_id)
     if order is None:
@@ -219,76 +282,97 @@ async def _replay(
     return JSONResponse(order.model_dump(mode="json"), status_code=status.HTTP_200_OK)
 
 
+A = TypeVar("A", Reservation, Charge)
+
+
+async def _call(
+    dapr: DaprClient, app_id: str, method: str, body: BaseModel, answer: type[A]
+) -> A | None:
+    """``method`` on ``app_id`` and its answer as ``answer``; None when there is none to
+    read: unreachable, a failure after Dapr's retries, an open breaker, or a body that does
+    not fit (a 2xx is always a business answer: contracts.py)."""
+    try:
+        response = await dapr.invoke(app_id, method, body.model_dump())
+    except (httpx.TransportError, DaprError) as failure:
+        log.warning("invocation failed", extra={"app_id": app_id, "error": str(failure)})
+        return None
+    if response.status_code not in (status.HTTP_200_OK, status.HTTP_201_CREATED):
+        log.warning("invocation failed", extra={"app_id": app_id, "status": response.status_code})
+        return None
+    try:
+        return answer.model_validate_json(response.content)
+    except ValidationError:
+        log.warning("unreadable answer", extra={"app_id": app_id})
+        return None
+
+
 async def _reserve(
     dapr: DaprClient, settings: StorefrontSettings, order: Order, order_request: OrderRequest
-) -> dict[str, Any]:
-    body = {
-        "order_id": order.order_id,
-        "items": [item.model_dump() for item in order_request.items],
-    }
-    try:
-        response = await dapr.invoke(settings.inventory_app_id, "reservations", body)
-    except httpx.TransportError as error:
-        response = None
-        log.warning("inventory unreachable", extra={"error": str(error)})
-    if response is not None and response.status_code == status.HTTP_201_CREATED:
-        return cast(dict[str, Any], response.json())
-    if response is not None and response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT:
-        # Unknown SKUs: the client's mistake, and nothing was written anywhere.
-        raise HTTPException(response.status_code, response.json().get("detail"))
-    if response is not None and response.status_code == status.HTTP_200_OK:
-        skus = response.json().get("short_skus", [])
-        refused = RefusedError(status.HTTP_409_CONFLICT, "out of stock", skus=skus)
-    else:
-        code = None if response is None else response.status_code
-        log.warning("reservation failed", extra={"inventory_status": code})
-        refused = RefusedError(status.HTTP_503_SERVICE_UNAVAILABLE, "inventory unavailable")
-    await _fail(dapr, settings, order, refused)
-    raise refused
+) -> Reservation:
+    request = ReservationRequest(order_id=order.order_id, items=order_request.items)
+    reservation = await _call(dapr, settings.inventory_app_id, "reservations", request, Reservation)
+    if reservation is not None and reservation.status == "reserved":
+        return reservation
+    if reservation is not None and reservation.status == "unknown sku":
+        # The client's mistake, and inventory took nothing: a 422 like any invalid field.
+        raise RequestValidationError(
+            [
+                invalid(("body", "items", index, "sku"), "unknown SKU", "unknown_sku", item.sku)
+                for index, item in enumerate(order_request.items)
+                if item.sku in reservation.skus
+            ]
+        )
+    if reservation is not None and reservation.status == "out of stock":
+        raise RefusedError(status.HTTP_409_CONFLICT, "out of stock", reservation.skus)
+    raise RefusedError(status.HTTP_503_SERVICE_UNAVAILABLE, "inventory unavailable")
 
 
 async def _charge(
-    dapr: DaprClient, settings: StorefrontSettings, order: Order, payment_token: str
+    dapr: DaprClient,
+    settings: StorefrontSettings,
+    order: Order,
+    amount_cents: int,
+    payment_token: str,
 ) -> None:
-    body = {
-        "order_id": order.order_id,
-        "customer_id": order.customer_id,
-        "amount_cents": order.amount_cents,
-        "payment_token": payment_token,
-    }
-    try:
-        response = await dapr.invoke(settings.payments_app_id, "charges", body)
-    except httpx.TransportError as error:
-        log.warning("payments unreachable", extra={"error": str(error)})
-        raise RefusedError(status.HTTP_503_SERVICE_UNAVAILABLE, "payments unavailable") from error
-    if response.status_code in (200, 201):
+    request = ChargeRequest(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        amount_cents=amount_cents,
+        payment_token=payment_token,
+    )
+    charge = await _call(dapr, settings.payments_app_id, "charges", request, Charge)
+    if charge is not None and charge.status == "charged":
         return
-    if response.status_code == status.HTTP_402_PAYMENT_REQUIRED:
+    if charge is not None and charge.status == "declined":
         raise RefusedError(status.HTTP_402_PAYMENT_REQUIRED, "payment declined")
-    log.warning("charge failed", extra={"payments_status": response.status_code})
     raise RefusedError(status.HTTP_503_SERVICE_UNAVAILABLE, "payments unavailable")
 
 
-async def _release(dapr: DaprClient, settings: StorefrontSettings, order_id: str) -> None:
-    try:
-        response = await dapr.invoke(
-            settings.inventory_app_id, f"reservations/{order_id}", http_method="DELETE"
-        )
-    except httpx.TransportError:
-        log.exception("reservation not released", extra={"order_id": order_id})
-        return
-    if response.status_code != status.HTTP_200_OK:
-        log.error(
-            "reservation not released",
-            extra={"order_id": order_id, "inventory_status": response.status_code},
-        )
+async def _compensate(
+    dapr: DaprClient, settings: StorefrontSettings, order_id: str, *, refund: bool
+) -> None:
+    """Undo what the order may hold: its reservation, and with ``refund`` its charge."""
+    undo = [(settings.inventory_app_id, f"reservations/{order_id}")]
+    if refund:
+        undo.append((settings.payments_app_id, f"charges/{order_id}"))
+    for app_id, method in undo:
+        try:
+            response = await dapr.invoke(app_id, method, http_method="DELETE")
+        except (httpx.TransportError, DaprError):
+            log.exception("not compensated", extra={"order_id": order_id, "app_id": app_id})
+            continue
+        if response.status_code != status.HTTP_200_OK:
+            log.error(
+                "not compensated",
+                extra={"order_id": order_id, "app_id": app_id, "status": response.status_code},
+            )
 
 
 async def _fail(
     dapr: DaprClient, settings: StorefrontSettings, order: Order, refused: RefusedError
 ) -> None:
     order.advance("failed", refused.reason)
-    refused.detail["order_id"] = order.order_id
+    refused.order_id = order.order_id
     await dapr.save_state(
         settings.state_store, order_key(order.order_id), order.model_dump(mode="json")
     )
@@ -298,7 +382,8 @@ async def _fail(
 
 
 async def refused_handler(_: Request, refused: RefusedError) -> JSONResponse:
-    """Turn a refusal into the client's answer: the reason, the order, and any details."""
-    return JSONResponse(
-        {"detail": {"reason": refused.reason, **refused.detail}}, status_code=refused.status_code
+    """Turn a refusal into the client's answer: the reason, the order, and any SKUs."""
+    body = RefusalBody(
+        detail=Refusal(reason=refused.reason, order_id=refused.order_id, skus=refused.skus)
     )
+    return JSONResponse(body.model_dump(), status_code=refused.status_code)
