@@ -124,8 +124,8 @@ def service_overview() -> Dashboard:
         .with_panel(
             timeseries_panel(
                 "Payments declined and failed",
-                "Charges payments declined (a business answer, 402) and charges that failed"
-                " (faults, outages).",
+                "Charges payments declined (a business answer: a 200 with status declined, which"
+                " storefront answers 402) and charges that failed (faults, outages).",
                 "ops",
                 (f"sum(rate(orderflow_payments_declined_total{{{APP}}}[{RATE}]))", "declined"),
                 (f"sum(rate(orderflow_payments_failed_total{{{APP}}}[{RATE}]))", "failed"),
@@ -208,8 +208,9 @@ def dapr() -> Dashboard:
         .with_panel(
             timeseries_panel(
                 "Service invocation: responses by status",
-                "Responses the calling sidecar receives, by callee and status: 402 is a"
-                " declined card, 5xx a failure the resiliency policies act on.",
+                "Responses the calling sidecar receives, by callee and status: business answers"
+                " (a declined card, an unknown SKU) are 200s; 5xx and timeouts are the failures"
+                " the resiliency policies act on.",
                 "reqps",
                 (
                     "sum by (app_id, src_app_id, status) (rate("
