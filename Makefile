@@ -60,7 +60,7 @@ diagram: sync ## docs/images/architecture.png from its source, docs/architecture
 cluster: ## create the local kind cluster for `skaffold dev` (needs Docker; docs/kubernetes.md)
 	kind create cluster --config deploy/kind/cluster.yaml
 
-cluster-tools: sync ## provision the local Kubernetes control plane (~11 min the first time, then cached)
+cluster-tools: sync ## provision the local Kubernetes control plane (11-16 min the first time, then cached)
 	@$(ORDERFLOW) cluster tools
 
 cluster-local: cluster-tools ## run a real Kubernetes control plane on 127.0.0.1, kwok for its node, until Ctrl-C
