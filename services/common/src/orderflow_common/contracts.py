@@ -15,6 +15,7 @@ storefront turns it into the client's 4xx. docs/resiliency.md has the whole pict
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 # Ids travel in URLs (routes, and the sidecar's state API: /v1.0/state/<store>/<key>) and
@@ -96,6 +97,12 @@ class Charge(BaseModel):
     status: Literal["charged", "declined", "refunded", "voided"]
     charge_id: str | None = Field(description="the processor's id; none if nothing was charged")
     amount_cents: int = Field(ge=0, description="what was charged (or refunded)")
+
+
+def created_nothing(answer: BaseModel) -> JSONResponse:
+    """An invoked route's answer that created nothing (a replay, or a business refusal):
+    200, where a new reservation or charge is a 201."""
+    return JSONResponse(answer.model_dump(), status_code=status.HTTP_200_OK)
 
 
 # Error bodies

@@ -43,6 +43,7 @@ from orderflow_common.contracts import (
     Reservation,
     ReservationRequest,
     SkuPath,
+    created_nothing,
     error,
 )
 from orderflow_common.dapr import DaprClient
@@ -177,17 +178,17 @@ async def reserve(
     await faults.on_request()
     unknown = sorted({item.sku for item in request.items} - PRICES_CENTS.keys())
     if unknown:
-        return _again(_refusal(request.order_id, "unknown sku", unknown))
+        return created_nothing(_refusal(request.order_id, "unknown sku", unknown))
     key = _reservation_key(request.order_id)
     earlier = await dapr.get_state(settings.state_store, key)
     if earlier is not None:
-        return _again(Reservation.model_validate(earlier.value))
+        return created_nothing(Reservation.model_validate(earlier.value))
     wanted: dict[str, int] = {}
     for item in request.items:
         wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
     short, _ = await _change(dapr, settings, turns, _adding(wanted, -1))
     if short:
-        return _again(_refusal(request.order_id, "out of stock", short))
+        return created_nothing(_refusal(request.order_id, "out of stock", short))
     reservation = Reservation(
         order_id=request.order_id,
         status="reserved",
@@ -203,18 +204,13 @@ async def reserve(
     recorded = await dapr.get_state(settings.state_store, key)
     if recorded is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "reservation vanished")
-    return _again(Reservation.model_validate(recorded.value))
+    return created_nothing(Reservation.model_validate(recorded.value))
 
 
 def _refusal(order_id: str, reason: str, skus: list[str]) -> Reservation:
     return Reservation.model_validate(
         {"order_id": order_id, "status": reason, "items": {}, "amount_cents": 0, "skus": skus}
     )
-
-
-def _again(reservation: Reservation) -> JSONResponse:
-    """An answer that created nothing: 200, where a new reservation is a 201."""
-    return JSONResponse(reservation.model_dump(), status_code=status.HTTP_200_OK)
 
 
 @router.get(

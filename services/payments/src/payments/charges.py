@@ -31,6 +31,7 @@ from orderflow_common.contracts import (
     Charge,
     ChargeRequest,
     IdPath,
+    created_nothing,
     error,
 )
 from orderflow_common.counts import RecentCounts
@@ -112,7 +113,7 @@ async def create_charge(
         declined = Charge(
             order_id=request.order_id, status="declined", charge_id=None, amount_cents=0
         )
-        return _again(declined)
+        return created_nothing(declined)
     charge = Charge(
         order_id=request.order_id,
         status="charged",
@@ -127,12 +128,7 @@ async def create_charge(
     if earlier is None:
         PAYMENTS_FAILED.add(1)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "charge vanished")
-    return _again(Charge.model_validate(earlier.value))
-
-
-def _again(charge: Charge) -> JSONResponse:
-    """An answer that charged nothing new: 200, where a new charge is a 201."""
-    return JSONResponse(charge.model_dump(), status_code=status.HTTP_200_OK)
+    return created_nothing(Charge.model_validate(earlier.value))
 
 
 @router.get(
