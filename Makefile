@@ -5,7 +5,11 @@
 # Dapr's sentry and injector, built from the Go module proxy the first time).
 
 UV_VERSION := 0.13.9
-UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# Without uv on the PATH, uv comes from PyPI into a venv of its own beside the cached tools:
+# a system Python that follows PEP 668 (Debian, Ubuntu, Homebrew) refuses a plain
+# `pip install`. https://peps.python.org/pep-0668/
+UV_HOME := $(or $(ORDERFLOW_TOOLS_DIR),$(HOME)/.cache/orderflow/tools)/uv-$(UV_VERSION)
+UV := $(shell command -v uv 2>/dev/null || echo $(UV_HOME)/bin/uv)
 ORDERFLOW := $(UV) run --frozen orderflow
 
 .DEFAULT_GOAL := help
@@ -15,7 +19,9 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 uv:
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==$(UV_VERSION)
+	@$(UV) --version >/dev/null 2>&1 || { \
+	  echo "orderflow: installing uv $(UV_VERSION) from PyPI into $(UV_HOME)"; \
+	  python3 -m venv $(UV_HOME) && $(UV_HOME)/bin/pip install --quiet uv==$(UV_VERSION); }
 
 sync: uv ## install the Python packages from uv.lock into .venv
 	@$(UV) sync --frozen --quiet
