@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-# The runtime's minor version follows the Python SDK's (1.18). 1.18.2 is the newest 1.18.x
+# The Dapr runtime line is 1.18. 1.18.2 is the newest 1.18.x
 # whose dependencies the Go module proxy serves in full (1.18.3 needs modules it does not).
 DAPR_VERSION = "1.18.2"
 # github.com/jaegertracing/jaeger@v1.76.0 holds cmd/jaeger: the OTLP receiver, in-memory

@@ -5,12 +5,11 @@ every call and can carry the trace context onward. Retries and timeouts are not 
 they live in the Dapr Resiliency resource (deploy/dapr/resiliency.yaml).
 https://docs.dapr.io/reference/api/
 
-Under httpx's API the requests travel on aiohttp (httpx-aiohttp's transport), as the Dapr
-Python SDK's own invoke_method does. httpx's default transport (httpcore on anyio) cost
-about 1.6 ms of CPU per call to a sidecar on a 2-CPU machine, three times aiohttp's
-0.5 ms, and an order makes some fifteen such calls across the services; httpcore also
-looks at every pooled connection on every call, so a pool that grew in a burst made
-every later call dearer.
+Under httpx's API the requests travel on aiohttp (httpx-aiohttp's transport). httpx's
+default transport (httpcore on anyio) cost about 1.6 ms of CPU per call to a sidecar on
+a 2-CPU machine, three times aiohttp's 0.5 ms, and an order makes some fifteen such calls
+across the services; httpcore also looks at every pooled connection on every call, so a
+pool that grew in a burst made every later call dearer.
 """
 
 import asyncio

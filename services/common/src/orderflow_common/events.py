@@ -2,8 +2,7 @@
 subscribers share, so both sides read one definition.
 
 One topic per event type, named after it: a subscriber receives only the events it
-handles (no routing rules, no deliveries it would only acknowledge), which is also the
-shape the Dapr SDK's ``DaprApp.subscribe`` expects (it has no routing rules)."""
+handles (no routing rules, no deliveries it would only acknowledge)."""
 
 from typing import Literal, TypeVar
 
