@@ -645,7 +645,10 @@ def _variant(
     dapr_resources = resources.load(apps[0].resources_path, apps[0].config_file)
     local.apps = {app.app_id: app for app in changed}
     local.stack = Stack(
-        local_processes(run_file.parent, run_dir, tools, changed, dapr_resources), log
+        local_processes(
+            run_file.parent, run_dir, tools, changed, dapr_resources, secrets=local.tokens
+        ),
+        log,
     )
 
 

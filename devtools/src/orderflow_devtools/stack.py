@@ -436,15 +436,25 @@ def _redis_ping(port: int) -> Probe:
 class LocalStack:
     """The whole local stack as ``dapr.yaml`` (beside ``deploy/``) describes it."""
 
-    def __init__(self, run_file: Path, run_dir: Path, tools: Tools, out: IO[str]) -> None:
+    def __init__(
+        self,
+        run_file: Path,
+        run_dir: Path,
+        tools: Tools,
+        out: IO[str],
+        secrets_dir: Path | None = None,
+    ) -> None:
+        """``secrets_dir`` holds the tokens (tokens.py), the run directory unless said."""
         apps = runfile.load(run_file)
         self.apps = {app.app_id: app for app in apps}
         dapr_resources = resources.load(apps[0].resources_path, apps[0].config_file)
         self.redis_port = dapr_resources.redis_port
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = run_dir
-        self.tokens = tokens.ensure(run_dir, list(self.apps))
-        processes = local_processes(run_file.parent, run_dir, tools, apps, dapr_resources)
+        self.tokens = tokens.ensure(secrets_dir or run_dir, list(self.apps))
+        processes = local_processes(
+            run_file.parent, run_dir, tools, apps, dapr_resources, secrets=self.tokens
+        )
         self.stack = Stack(processes, out)
 
     def start(self, timeout: float) -> None:
@@ -479,14 +489,19 @@ class LocalStack:
 
 
 def local_processes(
-    repo: Path, run_dir: Path, tools: Tools, apps: Sequence[App], resources: Resources
+    repo: Path,
+    run_dir: Path,
+    tools: Tools,
+    apps: Sequence[App],
+    resources: Resources,
+    *,
+    secrets: tokens.Tokens,
 ) -> list[Process]:
-    """Every process of the local stack, infrastructure first."""
+    """Every process of the local stack, infrastructure first, with their tokens."""
     redis_port = resources.redis_port
     otlp_port = resources.otlp_grpc_port
     prometheus_config = _prometheus_config(repo, run_dir, apps)
     dapr_config = _dapr_config(run_dir, apps)
-    secrets = tokens.ensure(run_dir, [app.app_id for app in apps])
     (run_dir / "redis").mkdir(parents=True, exist_ok=True)
     infra = [
         Process(
