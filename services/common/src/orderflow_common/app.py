@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from orderflow_common import faults
-from orderflow_common.auth import AppTokenDep
+from orderflow_common.auth import UNAUTHORIZED, AppTokenDep
 from orderflow_common.dapr import DaprClient, DaprError
 from orderflow_common.deps import from_state
 from orderflow_common.limits import BodySizeLimit
@@ -82,7 +82,7 @@ def create_service_app(
     instrument(app, reporting)
     app.state.settings = settings
     app.state.faults = faults.Faults(name)
-    app.include_router(faults.router, dependencies=[AppTokenDep])
+    app.include_router(faults.router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
 
     @app.exception_handler(DaprError)
     async def dapr_failed(_: Request, error: DaprError) -> JSONResponse:
@@ -103,7 +103,7 @@ def create_service_app(
         return {"status": "ok"}
 
     for router in routers:
-        app.include_router(router, dependencies=[AppTokenDep])
+        app.include_router(router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
     for router in open_routers:
         app.include_router(router)
     return app

@@ -8,11 +8,12 @@ https://docs.dapr.io/operations/security/app-api-token/
 """
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 
+from orderflow_common.contracts import error
 from orderflow_common.settings import ServiceSettings
 
 TOKEN_HEADER = "dapr-api-token"  # noqa: S105 - the name of a header, not a secret
@@ -39,3 +40,7 @@ def require_app_token(request: Request, token: Annotated[str | None, Depends(_sc
 
 
 AppTokenDep = Depends(require_app_token)
+# For the OpenAPI of every route behind it.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    status.HTTP_401_UNAUTHORIZED: error(f"no valid {TOKEN_HEADER} header: not from the sidecar")
+}
