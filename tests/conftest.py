@@ -26,10 +26,18 @@ def kustomize() -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_stack(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack_secrets_dir() -> Path | None:
+    """Where the stack keeps its tokens: its own run directory unless a suite says."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def local_stack(
+    tools: Tools, tmp_path_factory: pytest.TempPathFactory, stack_secrets_dir: Path | None
+) -> Iterator[LocalStack]:
     run_dir = tmp_path_factory.mktemp("stack")
     with (run_dir / "stack.log").open("w") as log:
-        local = LocalStack(REPO / "dapr.yaml", run_dir, tools, log)
+        local = LocalStack(REPO / "dapr.yaml", run_dir, tools, log, stack_secrets_dir)
         try:
             local.start(timeout=60)
             yield local

@@ -22,6 +22,13 @@ def git(*args: str) -> str:
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
 
 
+@pytest.fixture(scope="module")
+def stack_secrets_dir() -> Path:
+    """The README's steps read the tokens where `make up` keeps them, .run/secrets (and
+    `make fault` does), so the stack they run against keeps them there too."""
+    return REPO / ".run"
+
+
 @pytest.fixture
 def run_markdown(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunMarkdown]:
     """Run a document from the repository root and fail with mechanical-markdown's report

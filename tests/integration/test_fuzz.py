@@ -4,8 +4,11 @@ OpenAPI documents, status, content type, headers and body.
 
 Against the running apps rather than in-process, so that what answers is what serves in
 production: the real sidecar's state, invocation and pub/sub behind every route. The run
-is seeded, so a failure replays; the fault-flag routes are fuzzed without their token
-(the fuzzer must not switch faults on), so they answer 403 or 422 only.
+is seeded, so a failure replays. The fuzzer calls each app as its sidecar does, with the
+app's API token (the OpenAPI declares it as a security scheme), and checks too that an
+operation that requires it refuses a call without it (ignored_auth); the fault-flag
+routes are fuzzed without their own token (the fuzzer must not switch faults on), so they
+answer 403 or 422 only.
 https://schemathesis.readthedocs.io/en/stable/"""
 
 import subprocess
@@ -29,6 +32,7 @@ CHECKS = (
     "response_headers_conformance",
     "response_schema_conformance",
     "negative_data_rejection",
+    "ignored_auth",
 )
 # Cases per operation and phase: enough to reach every documented answer of these small
 # APIs (about 300 to 500 requests per app), few enough for CI.
@@ -54,6 +58,7 @@ def test_no_route_answers_a_5xx_or_off_its_openapi(
             f"--max-examples={EXAMPLES}",
             f"--seed={SEED}",
             "--workers=1",
+            f"--header=dapr-api-token: {local_stack.tokens.app_api[app_id]}",
             "--report=junit",
             f"--report-junit-path={junit}",
         ],

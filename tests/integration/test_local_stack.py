@@ -17,6 +17,7 @@ import psutil
 import pytest
 import yaml
 
+from orderflow_devtools import tokens
 from orderflow_devtools.observe import eventually
 from orderflow_devtools.tools import DAPR_VERSION, Tools, daprd_version
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 UP = [sys.executable, "-m", "orderflow_devtools", "up"]
+FAULT = [sys.executable, "-m", "orderflow_devtools", "fault"]
 
 
 def test_daprd_is_the_pinned_release_not_edge(tools: Tools) -> None:
@@ -157,14 +159,30 @@ def test_fault_with_a_malformed_flag_is_refused_before_anything_is_called() -> N
     )
 
 
-def test_fault_without_a_running_stack_says_how_to_start_one() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "orderflow_devtools", "fault", "show", "payments"],
+def _fault_show(run_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*FAULT, "--run-dir", str(run_dir), "show", "payments"],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_fault_without_the_stack_tokens_says_how_to_make_them(tmp_path: Path) -> None:
+    result = _fault_show(tmp_path)
+
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"orderflow: {tmp_path / 'secrets' / 'tokens.json'} does not exist:"
+        " start the stack once with `make up`\n",
+    )
+
+
+def test_fault_without_a_running_stack_says_how_to_start_one(tmp_path: Path) -> None:
+    tokens.ensure(tmp_path, ["storefront"])
+
+    result = _fault_show(tmp_path)
 
     assert (result.returncode, result.stderr) == (
         1,

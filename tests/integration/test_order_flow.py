@@ -10,7 +10,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
@@ -263,16 +262,19 @@ def test_fault_flags_reach_the_service_and_clear(shop: Shop) -> None:
     down = shop.http.post(
         shop.url("payments", "/charges"),
         json={"order_id": "o", "customer_id": "c", "amount_cents": 1, "payment_token": "t"},
+        headers=shop.as_sidecar("payments"),
     )
 
     assert (down.status_code, down.json()) == (503, {"detail": "fault injected: down"})
     shop.clear_faults("payments")
-    assert httpx.get(shop.url("payments", "/faults")).json()["down"] is False
+    assert shop.get("payments", "/faults").json()["down"] is False
 
 
-def fault_command(*args: str) -> subprocess.CompletedProcess[str]:
+def fault_command(local_stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """``orderflow fault`` with the test stack's tokens (made in its run directory)."""
+    run_dir = str(local_stack.run_dir)
     return subprocess.run(
-        [sys.executable, "-m", "orderflow_devtools", "fault", *args],
+        [sys.executable, "-m", "orderflow_devtools", "fault", "--run-dir", run_dir, *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -280,13 +282,15 @@ def fault_command(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_fault_command_sets_shows_refuses_and_clears(shop: Shop) -> None:
-    assert fault_command("set", "payments", "latency_ms=5").returncode == 0
-    eventually(lambda: httpx.get(shop.url("payments", "/faults")).json()["latency_ms"] == 5, "5ms")
-    shown = fault_command("show", "payments")
-    bad = fault_command("set", "payments", "error_rate=lots")
-    unknown = fault_command("set", "billing", "down=true")
-    cleared = fault_command("clear", "payments")
+def test_the_fault_command_sets_shows_refuses_and_clears(
+    local_stack: LocalStack, shop: Shop
+) -> None:
+    assert fault_command(local_stack, "set", "payments", "latency_ms=5").returncode == 0
+    eventually(lambda: shop.get("payments", "/faults").json()["latency_ms"] == 5, "5ms")
+    shown = fault_command(local_stack, "show", "payments")
+    bad = fault_command(local_stack, "set", "payments", "error_rate=lots")
+    unknown = fault_command(local_stack, "set", "billing", "down=true")
+    cleared = fault_command(local_stack, "clear", "payments")
 
     assert "latency_ms   5\n" in shown.stdout
     assert (bad.returncode, bad.stderr) == (
@@ -300,7 +304,7 @@ def test_the_fault_command_sets_shows_refuses_and_clears(shop: Shop) -> None:
         " fulfillment, notifications\n",
     )
     assert cleared.returncode == 0
-    assert fault_command("show", "payments").stdout == shop_flags_off()
+    assert fault_command(local_stack, "show", "payments").stdout == shop_flags_off()
 
 
 def shop_flags_off() -> str:

@@ -84,7 +84,7 @@ def wait_for_attempts(shop: Shop, app_id: str, route: str, count: float) -> None
 
 
 def record(shop: Shop, app_id: str, path: str) -> Json:
-    return dict(shop.http.get(shop.url(app_id, path)).raise_for_status().json())
+    return dict(shop.get(app_id, path).raise_for_status().json())
 
 
 def test_any_number_of_client_mistakes_then_a_valid_order_is_a_201_with_breakers_closed(

@@ -3,6 +3,7 @@ the gates' verdict, and its CSV has exactly the requests four one-journey shoppe
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ def _smoke(local_stack: LocalStack, out: Path) -> subprocess.CompletedProcess[st
             *("--inventory-host", local_stack.app_url("inventory")),
             *("--out", str(out)),
         ],
+        # Locust browses and refills inventory's stock as storefront's sidecar would.
+        env={**os.environ, "ORDERFLOW_INVENTORY_TOKEN": local_stack.tokens.app_api["inventory"]},
         capture_output=True,
         text=True,
         timeout=120,

@@ -336,8 +336,10 @@ def generate(
     path: str = "/orders",
     expect: int = 201,
     redis_port: int = 6380,
+    token: str = "",
 ) -> Load:
-    """Run Locust for one fixed-rate load and read what it did."""
+    """Run Locust for one fixed-rate load and read what it did; ``token`` goes as the
+    dapr-api-token header of a GET or POST (a sidecar's, or an app's)."""
     out = scratch / f"requests-{time.monotonic_ns()}.json"
     command = [
         *(sys.executable, "-m", "locust", "-f", str(_locustfile())),
@@ -352,7 +354,12 @@ def generate(
     log = out.with_suffix(".log")
     with (
         log.open("w") as stderr,
-        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr) as locust,
+        subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, "ORDERFLOW_BENCH_TOKEN": token},
+        ) as locust,
     ):
         locust.wait()
     if not out.exists():
@@ -506,7 +513,10 @@ async def order_steps(
 def _refill(local: LocalStack) -> None:
     for sku in ("espresso-beans", "grinder", "moka-pot"):
         httpx.put(
-            f"{local.app_url('inventory')}/stock/{sku}", json={"quantity": 1_000_000}, timeout=10
+            f"{local.app_url('inventory')}/stock/{sku}",
+            json={"quantity": 1_000_000},
+            headers=local.tokens.app_headers("inventory"),
+            timeout=10,
         ).raise_for_status()
 
 
@@ -558,6 +568,7 @@ def measure_invocation(local: LocalStack, plan: Plan, scratch: Path) -> dict[str
             "request": "get",
             "path": "/v1.0/invoke/inventory/method/healthz",
             "expect": 200,
+            "token": local.tokens.dapr_api["storefront"],
         },
     }
     results: dict[str, Any] = side_by_side(runs, plan.invoke_rps, plan.invoke_seconds, scratch)
@@ -589,6 +600,7 @@ def measure_publish(local: LocalStack, plan: Plan, scratch: Path) -> dict[str, A
             "request": "post",
             "path": "/v1.0/publish/pubsub/bench-publish",
             "expect": 204,
+            "token": local.tokens.dapr_api["storefront"],
         },
     }
     for options in runs.values():
@@ -633,7 +645,10 @@ def _variant(
     dapr_resources = resources.load(apps[0].resources_path, apps[0].config_file)
     local.apps = {app.app_id: app for app in changed}
     local.stack = Stack(
-        local_processes(run_file.parent, run_dir, tools, changed, dapr_resources), log
+        local_processes(
+            run_file.parent, run_dir, tools, changed, dapr_resources, secrets=local.tokens
+        ),
+        log,
     )
 
 

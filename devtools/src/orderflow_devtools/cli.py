@@ -14,6 +14,7 @@
     orderflow cluster tools               provision the local Kubernetes control plane
     orderflow cluster up                  run it until Ctrl-C or SIGTERM (docs/kubernetes.md)
     orderflow cluster down                stop a control plane that `cluster up` runs elsewhere
+    orderflow cluster secrets             make the services' token Secrets in the current cluster
 
 Every failure ends with a one-line cause on stderr and a non-zero exit.
 """
@@ -33,7 +34,8 @@ from typing import Protocol
 
 import httpx
 
-from orderflow_devtools import bench, cluster, resources, runfile, status
+from orderflow_devtools import bench, cluster, resources, runfile, status, tokens
+from orderflow_devtools.k8s import secrets as k8s_secrets
 from orderflow_devtools.stack import (
     JAEGER_QUERY_PORT,
     LOOPBACK,
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     fault.add_argument("action", choices=["show", "set", "clear"])
     fault.add_argument("service", help="storefront, inventory, payments, fulfillment, ...")
     fault.add_argument("flags", nargs="*", metavar="FLAG=VALUE", help="e.g. error_rate=30")
+    fault.add_argument(
+        "--run-dir", type=Path, default=Path(".run"), help="the stack's, with its tokens"
+    )
     bench_command = commands.add_parser("bench", help="the benchmarks (docs/load.md)")
     bench_command.add_argument("--out", type=Path, default=Path(".run/bench"))
     bench_command.add_argument("--baseline", type=Path, default=bench.BASELINE)
@@ -95,19 +100,26 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     cluster_command = commands.add_parser(
         "cluster", help="the local Kubernetes control plane (docs/kubernetes.md)"
     )
-    cluster_command.add_argument("action", choices=["tools", "up", "down"])
+    cluster_command.add_argument("action", choices=["tools", "up", "down", "secrets"])
+    cluster_command.add_argument(
+        "--context",
+        default=os.environ.get("SKAFFOLD_KUBE_CONTEXT"),
+        help="secrets: the kubectl context (default: skaffold's, else the current one)",
+    )
     cluster_command.add_argument("--run-dir", type=Path, default=CLUSTER_RUN_DIR)
     cluster_command.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
     try:
         if args.command == "cluster":
+            if args.action == "secrets":
+                return _cluster_secrets(args.context)
             return _cluster(args.action, args.run_dir, args.timeout)
         if args.command == "down":
             return _down(args.run_dir / PID_FILE)
         if args.command == "wait":
             return _wait(args.run_dir / PID_FILE, args.timeout)
         if args.command == "fault":
-            return _fault(args.run_file, args.action, args.service, args.flags)
+            return _fault(args.run_file, args.run_dir, args.action, args.service, args.flags)
         if args.command == "bench":
             return _bench(args)
         if args.command == "status":
@@ -118,19 +130,18 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
                 print(f"{name:<13} {path}")
             return 0
         return _up(tools, args.run_file, args.run_dir, args.timeout)
-    except (ToolError, runfile.RunFileError, resources.ResourceError) as error:
+    except (ToolError, runfile.RunFileError, resources.ResourceError, tokens.TokenError) as error:
         print(f"orderflow: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (StackError, cluster.ClusterError) as error:
+    except (StackError, cluster.ClusterError, k8s_secrets.SecretsError) as error:
         print(f"orderflow: {error}", file=sys.stderr)
         return EXIT_FAILURE
 
 
-def _fault(run_file: Path, action: str, service: str, assignments: list[str]) -> int:
+def _fault(run_file: Path, run_dir: Path, action: str, service: str, assignments: list[str]) -> int:
     """Call storefront's token-guarded /faults routes with the local stack's token."""
     storefront = next(app for app in runfile.load(run_file) if app.app_id == "storefront")
     url = f"http://{LOOPBACK}:{storefront.app_port}/faults/{service}"
-    headers = {"X-Fault-Token": storefront.env.get("STOREFRONT_FAULT_TOKEN", "")}
     flags: dict[str, str] = {}
     for assignment in assignments:
         name, sep, value = assignment.partition("=")
@@ -141,6 +152,7 @@ def _fault(run_file: Path, action: str, service: str, assignments: list[str]) ->
     if action != "set" and flags:
         _note(f"`fault {action}` takes no flags")
         return EXIT_USAGE
+    headers = {"X-Fault-Token": tokens.load(run_dir).fault}
     try:
         if action == "show":
             response = httpx.get(url, headers=headers, timeout=10)
@@ -277,6 +289,13 @@ def _up(tools: Tools, run_file: Path, run_dir: Path, timeout: float) -> int:
         _note(f"{'jaeger':<14} http://{LOOPBACK}:{JAEGER_QUERY_PORT}")
 
     return _serve(local, run_dir / PID_FILE, timeout, announce)
+
+
+def _cluster_secrets(context: str | None) -> int:
+    """The token Secrets the manifests name (k8s/secrets.py), made where missing."""
+    created = k8s_secrets.ensure(k8s_secrets.kubectl_command(context))
+    _note(f"created {', '.join(created)}" if created else "every token Secret exists already")
+    return 0
 
 
 def _cluster(action: str, run_dir: Path, timeout: float) -> int:

@@ -17,10 +17,13 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where each service answers, and storefront's fault token."""
+    """Where each service answers, storefront's fault token, and each app's API token
+    (what its sidecar sends it: every route but storefront's order API and health needs
+    it, orderflow_common/auth.py)."""
 
     apps: Mapping[str, str]
     fault_token: str
+    app_tokens: Mapping[str, str]
 
 
 class Shop:
@@ -33,6 +36,15 @@ class Shop:
 
     def url(self, app_id: str, path: str) -> str:
         return f"{self.endpoints.apps[app_id]}{path}"
+
+    def as_sidecar(self, app_id: str) -> dict[str, str]:
+        """The header ``app_id``'s sidecar sends it: a call straight to an app's port
+        needs it, as one bypassing the sidecar must not get in without it."""
+        return {"dapr-api-token": self.endpoints.app_tokens[app_id]}
+
+    def get(self, app_id: str, path: str) -> httpx.Response:
+        """GET ``path`` straight from ``app_id``, as its sidecar would."""
+        return self.http.get(self.url(app_id, path), headers=self.as_sidecar(app_id))
 
     # Orders
 
@@ -77,27 +89,29 @@ class Shop:
     # What each service recorded
 
     def charge_attempts(self, order_id: str) -> int:
-        response = self.http.get(self.url("payments", f"/attempts/{order_id}"))
+        response = self.get("payments", f"/attempts/{order_id}")
         return int(response.raise_for_status().json()["attempts"])
 
     def notifications(self, order_id: str) -> list[Json]:
-        response = self.http.get(self.url("notifications", f"/notifications/{order_id}"))
+        response = self.get("notifications", f"/notifications/{order_id}")
         return list(response.raise_for_status().json())
 
     def dead_letters(self, order_id: str) -> list[Json]:
-        response = self.http.get(self.url("notifications", f"/dead-letters/{order_id}"))
+        response = self.get("notifications", f"/dead-letters/{order_id}")
         return list(response.raise_for_status().json())
 
     def shipment(self, order_id: str) -> Json | None:
-        response = self.http.get(self.url("fulfillment", f"/shipments/{order_id}"))
+        response = self.get("fulfillment", f"/shipments/{order_id}")
         return None if response.status_code == 404 else dict(response.raise_for_status().json())
 
     def stock(self) -> dict[str, int]:
-        return dict(self.http.get(self.url("inventory", "/stock")).raise_for_status().json())
+        return dict(self.get("inventory", "/stock").raise_for_status().json())
 
     def set_stock(self, sku: str, quantity: int) -> None:
         self.http.put(
-            self.url("inventory", f"/stock/{sku}"), json={"quantity": quantity}
+            self.url("inventory", f"/stock/{sku}"),
+            json={"quantity": quantity},
+            headers=self.as_sidecar("inventory"),
         ).raise_for_status()
 
     # Fault flags
@@ -112,7 +126,7 @@ class Shop:
         )
         applied = dict(response.raise_for_status().json())
         eventually(
-            lambda: self.http.get(self.url(service, "/faults")).json() == applied,
+            lambda: self.get(service, "/faults").json() == applied,
             f"{service} to apply {flags}",
         )
         return applied

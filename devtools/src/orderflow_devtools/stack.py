@@ -30,7 +30,7 @@ import httpx
 import psutil
 import yaml
 
-from orderflow_devtools import observe, resources, runfile
+from orderflow_devtools import observe, resources, runfile, tokens
 from orderflow_devtools.client import Endpoints
 from orderflow_devtools.resources import Resources
 from orderflow_devtools.runfile import App
@@ -436,13 +436,25 @@ def _redis_ping(port: int) -> Probe:
 class LocalStack:
     """The whole local stack as ``dapr.yaml`` (beside ``deploy/``) describes it."""
 
-    def __init__(self, run_file: Path, run_dir: Path, tools: Tools, out: IO[str]) -> None:
+    def __init__(
+        self,
+        run_file: Path,
+        run_dir: Path,
+        tools: Tools,
+        out: IO[str],
+        secrets_dir: Path | None = None,
+    ) -> None:
+        """``secrets_dir`` holds the tokens (tokens.py), the run directory unless said."""
         apps = runfile.load(run_file)
         self.apps = {app.app_id: app for app in apps}
         dapr_resources = resources.load(apps[0].resources_path, apps[0].config_file)
         self.redis_port = dapr_resources.redis_port
         run_dir.mkdir(parents=True, exist_ok=True)
-        processes = local_processes(run_file.parent, run_dir, tools, apps, dapr_resources)
+        self.run_dir = run_dir
+        self.tokens = tokens.ensure(secrets_dir or run_dir, list(self.apps))
+        processes = local_processes(
+            run_file.parent, run_dir, tools, apps, dapr_resources, secrets=self.tokens
+        )
         self.stack = Stack(processes, out)
 
     def start(self, timeout: float) -> None:
@@ -465,10 +477,10 @@ class LocalStack:
         return f"http://{LOOPBACK}:{self.apps[app_id].metrics_port}/metrics"
 
     def endpoints(self) -> Endpoints:
-        storefront = self.apps["storefront"]
         return Endpoints(
             apps={app_id: self.app_url(app_id) for app_id in self.apps},
-            fault_token=storefront.env.get("STOREFRONT_FAULT_TOKEN", ""),
+            fault_token=self.tokens.fault,
+            app_tokens=self.tokens.app_api,
         )
 
     def restart(self, names: Sequence[str], timeout: float = 60.0) -> None:
@@ -477,9 +489,15 @@ class LocalStack:
 
 
 def local_processes(
-    repo: Path, run_dir: Path, tools: Tools, apps: Sequence[App], resources: Resources
+    repo: Path,
+    run_dir: Path,
+    tools: Tools,
+    apps: Sequence[App],
+    resources: Resources,
+    *,
+    secrets: tokens.Tokens,
 ) -> list[Process]:
-    """Every process of the local stack, infrastructure first."""
+    """Every process of the local stack, infrastructure first, with their tokens."""
     redis_port = resources.redis_port
     otlp_port = resources.otlp_grpc_port
     prometheus_config = _prometheus_config(repo, run_dir, apps)
@@ -552,7 +570,7 @@ def local_processes(
                 cwd=app.directory,
                 ready=_http_ok(f"http://{LOOPBACK}:{app.app_port}{app.health_check_path}"),
                 ports={f"{app.app_id} app": app.app_port},
-                env=app.app_env(),
+                env={**app.app_env(), **_app_tokens(secrets, app.app_id)},
             )
         )
         services.append(
@@ -567,11 +585,19 @@ def local_processes(
                 # https://docs.dapr.io/reference/api/health_api/
                 ready=_http_ok(f"http://{LOOPBACK}:{app.dapr_http_port}/v1.0/healthz", 204),
                 ports=app.sidecar_ports(),
-                env=app.env,
+                env={**app.env, **secrets.pair(app.app_id)},
                 alive=SidecarLiveness(f"http://{LOOPBACK}:{app.metrics_port}/metrics"),
             )
         )
     return infra + services
+
+
+def _app_tokens(secrets: tokens.Tokens, app_id: str) -> dict[str, str]:
+    """What an app is given of the stack's tokens (tokens.py): the pair it shares with its
+    sidecar, and for storefront the fault admin token, without which it has no /faults
+    routes. Its sidecar gets the pair only."""
+    admin = {tokens.FAULT_TOKEN: secrets.fault} if app_id == "storefront" else {}
+    return {**secrets.pair(app_id), **admin}
 
 
 def _dapr_config(run_dir: Path, apps: Sequence[App]) -> Path:

@@ -20,6 +20,9 @@ from orderflow_loadtest.shapes import SCENARIOS
 
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
 EXIT_USAGE = 2
+# Where the local stack keeps its tokens (orderflow_devtools/tokens.py), made on its first
+# start; the tokens of another target come from the environment instead.
+LOCAL_TOKENS = Path(".run/secrets/tokens.json")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu", type=int, default=None, help="pin Locust to this CPU core (default: any)"
     )
+    parser.add_argument(
+        "--tokens", type=Path, default=LOCAL_TOKENS, help="the local stack's tokens, if any"
+    )
     args = parser.parse_args(argv)
+    _local_tokens(args.tokens)
     try:
         command = prepare(args.scenario, args.host, args.inventory_host, args.out, args.cpu)
     except ValueError as error:
@@ -92,7 +99,7 @@ def _reachable(url: str, what: str) -> None:
 
 def _fault_routes_open(host: str) -> None:
     url = f"{host.rstrip('/')}/faults/payments"
-    token = os.environ.get("ORDERFLOW_FAULT_TOKEN", "local-fault-token")
+    token = os.environ.get("ORDERFLOW_FAULT_TOKEN", "")
     request = urllib.request.Request(url, headers={"X-Fault-Token": token})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310
@@ -102,6 +109,16 @@ def _fault_routes_open(host: str) -> None:
             f"this scenario sets fault flags, but {url} answers {error.code}: set "
             "STOREFRONT_FAULT_TOKEN on storefront and the same ORDERFLOW_FAULT_TOKEN here"
         ) from error
+
+
+def _local_tokens(file: Path) -> None:
+    """The fault admin and inventory tokens from the local stack's tokens file, for Locust
+    (which inherits this environment), unless the environment sets them already."""
+    if not file.exists():
+        return
+    tokens = json.loads(file.read_text())
+    os.environ.setdefault("ORDERFLOW_FAULT_TOKEN", tokens["STOREFRONT_FAULT_TOKEN"])
+    os.environ.setdefault("ORDERFLOW_INVENTORY_TOKEN", tokens["apps"]["inventory"]["APP_API_TOKEN"])
 
 
 def _reason(error: BaseException) -> str:

@@ -54,12 +54,20 @@ class PhaseRecord:
     target_requests: float = 0.0
 
 
-class FaultSwitch:
-    """Sets fault flags through storefront's token-guarded ``PUT /faults/{service}``."""
+def app_token_header(token: str) -> dict[str, str]:
+    """What an app's sidecar sends it (orderflow_common/auth.py): a load test that calls
+    inventory's routes straight, as storefront's sidecar would, needs its token."""
+    return {"dapr-api-token": token} if token else {}
 
-    def __init__(self, base_url: str, token: str) -> None:
+
+class FaultSwitch:
+    """Sets fault flags through storefront's token-guarded ``PUT /faults/{service}``
+    (``app_token``: for an app's own routes instead, such as inventory's stock)."""
+
+    def __init__(self, base_url: str, token: str, *, app_token: str = "") -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self.app_token = app_token
 
     def set(self, service: str, flags: Flags) -> None:
         self.put_json(f"/faults/{service}", dict(flags))
@@ -69,7 +77,11 @@ class FaultSwitch:
             f"{self.base_url}{path}",
             data=json.dumps(body).encode(),
             method="PUT",
-            headers={"X-Fault-Token": self.token, "content-type": "application/json"},
+            headers={
+                "X-Fault-Token": self.token,
+                "content-type": "application/json",
+                **app_token_header(self.app_token),
+            },
         )
         # Under Locust, gevent patches the sockets urllib uses: this does not block the
         # shoppers. https://www.gevent.org/intro.html#monkey-patching

@@ -28,7 +28,12 @@ from locust.runners import LocalRunner
 from locust.stats import RequestStats, StatsEntry
 
 from orderflow_loadtest import gates
-from orderflow_loadtest.shapes import TASKS_PER_USER_SECOND, FaultSwitch, ScenarioShape
+from orderflow_loadtest.shapes import (
+    TASKS_PER_USER_SECOND,
+    FaultSwitch,
+    ScenarioShape,
+    app_token_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +68,15 @@ def _arguments(parser: LocustArgumentParser) -> None:
     )
     parser.add_argument(
         "--fault-token",
-        default="local-fault-token",
+        default="",
         env_var="ORDERFLOW_FAULT_TOKEN",
         help="storefront's X-Fault-Token, for scenarios that inject faults",
+    )
+    parser.add_argument(
+        "--inventory-token",
+        default="",
+        env_var="ORDERFLOW_INVENTORY_TOKEN",
+        help="inventory's app API token (dapr-api-token), for browsing and the refill",
     )
     parser.add_argument(
         "--results", default="", help="where to write the phases, their signals and the gates"
@@ -95,9 +106,13 @@ class _Customer(FastHttpUser):
         self.open_orders: dict[str, _Open] = {}
 
     def _browse(self) -> None:
-        inventory = _options(self.environment).inventory_host
-        if inventory:
-            self.client.get(f"{inventory}/stock", name="GET /stock")
+        options = _options(self.environment)
+        if options.inventory_host:
+            self.client.get(
+                f"{options.inventory_host}/stock",
+                name="GET /stock",
+                headers=app_token_header(options.inventory_token),
+            )
         else:
             self.client.get("/healthz", name="GET /healthz")
 
@@ -343,10 +358,10 @@ _listen(events.init, _on_init)
 
 
 def _refill(environment: Environment) -> None:
-    inventory = _options(environment).inventory_host
-    if not inventory:
+    options = _options(environment)
+    if not options.inventory_host:
         return
-    switch = FaultSwitch(inventory, "")
+    switch = FaultSwitch(options.inventory_host, "", app_token=options.inventory_token)
     for sku in SKUS:
         # PUT /stock/{sku} is inventory's admin route; same request shape as a flag write.
         switch.put_json(f"/stock/{sku}", {"quantity": REFILL})

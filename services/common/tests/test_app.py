@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from orderflow_common.app import UNAVAILABLE, DaprDep, Unavailable, create_service_app
 from orderflow_common.settings import ServiceSettings
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 
 router = APIRouter()
 
@@ -27,9 +27,9 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    settings = ServiceSettings(APP_PORT=8009)
+    settings = ServiceSettings(APP_PORT=8009, **TOKENS)
     app = create_service_app("things", settings, [router], sidecar.transport())
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 
 
@@ -76,3 +76,40 @@ def test_the_openapi_documents_the_503_body(client: TestClient) -> None:
     }
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert schemas["Unavailable"]["required"] == list(Unavailable.model_fields)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"dapr-api-token": "wrong"}, {"dapr-api-token": ""}],
+    ids=["none", "wrong", "empty"],
+)
+def test_a_route_the_sidecar_calls_refuses_a_call_without_the_app_token(
+    sidecar: FakeSidecar, headers: dict[str, str]
+) -> None:
+    app = create_service_app(
+        "things", ServiceSettings(APP_PORT=8009, **TOKENS), [router], sidecar.transport()
+    )
+    with TestClient(app, headers=headers) as client:
+        refused = [
+            client.get("/things/t-1"),
+            client.get("/faults"),
+            client.post("/configuration/configstore/things.down", json={"id": "s", "items": {}}),
+        ]
+        opened = [client.get("/healthz"), client.get("/metrics"), client.get("/openapi.json")]
+
+    assert [(r.status_code, r.json()) for r in refused] == [
+        (401, {"detail": "a valid dapr-api-token header is needed"})
+    ] * 3
+    assert [r.status_code for r in opened] == [200, 200, 200]
+    assert sidecar.app_calls == []
+
+
+def test_an_open_router_answers_without_the_app_token(sidecar: FakeSidecar) -> None:
+    settings = ServiceSettings(APP_PORT=8009, **TOKENS)
+    app = create_service_app("things", settings, [], sidecar.transport(), open_routers=[router])
+    with TestClient(app) as client:
+        response = client.get("/things/t-1")
+
+    assert (response.status_code, response.json()) == (200, {"found": False})
+    # The fake sidecar answers 401 to a call without the Dapr API token, as daprd does.
+    assert [call.path for call in sidecar.app_calls] == ["/v1.0/state/statestore/t-1"]

@@ -27,7 +27,7 @@ from orderflow_common.dapr import DaprClient
 from orderflow_common.logs import TraceFilter
 from orderflow_common.settings import ServiceSettings
 from orderflow_common.telemetry import SECONDS_BUCKETS, Telemetry, sdk
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 CHARGE = "/v1.0/invoke/payments/method/charges"
@@ -75,9 +75,9 @@ def client(telemetry: Telemetry, sidecar_headers: list[httpx.Headers]) -> Iterat
 
     sidecar.responders[CHARGE] = charge
     app = create_service_app(
-        "shop", ServiceSettings(APP_PORT=8000), [router], sidecar.transport(), telemetry
+        "shop", ServiceSettings(APP_PORT=8000, **TOKENS), [router], sidecar.transport(), telemetry
     )
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 
 
@@ -211,7 +211,7 @@ def test_a_label_some_points_lack_is_empty_on_them(telemetry: Telemetry) -> None
 async def test_an_outbox_event_carries_the_current_trace(telemetry: Telemetry) -> None:
     sidecar = FakeSidecar()
     tracer = telemetry.tracer_provider.get_tracer("test")
-    settings = ServiceSettings(APP_PORT=8000)
+    settings = ServiceSettings(APP_PORT=8000, **TOKENS)
     async with DaprClient(settings, transport=sidecar.transport(), telemetry=telemetry) as dapr:
         await dapr.save_with_event("store", "k", {}, event_type="done", event={"a": 1})
         with tracer.start_as_current_span("handler") as span:

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from fulfillment.main import create_app
 from fulfillment.settings import FulfillmentSettings
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 
 PUBLISH = "/v1.0/publish/pubsub/order-shipped"
 PLACED = {"order_id": "o-1", "customer_id": "c-1", "amount_cents": 8900, "items": {"grinder": 1}}
@@ -32,8 +32,10 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    settings = FulfillmentSettings(APP_PORT=8004, work_ms=1)
-    with TestClient(create_app(settings, sidecar.transport())) as test_client:
+    settings = FulfillmentSettings(APP_PORT=8004, **TOKENS, work_ms=1)
+    with TestClient(
+        create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS
+    ) as test_client:
         yield test_client
 
 

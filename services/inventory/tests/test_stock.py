@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from inventory.main import create_app
 from inventory.settings import InventorySettings
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 
 KEY_PATH = "/v1.0/state/statestore/reservation-o-1"
 RELEASED = {"status": "released", "items": {}, "amount_cents": 0, "skus": []}
@@ -34,8 +34,10 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    settings = InventorySettings(APP_PORT=8002, initial_stock=5)
-    with TestClient(create_app(settings, sidecar.transport())) as test_client:
+    settings = InventorySettings(APP_PORT=8002, **TOKENS, initial_stock=5)
+    with TestClient(
+        create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS
+    ) as test_client:
         yield test_client
 
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from notifications.main import create_app
 from notifications.settings import NotificationsSettings
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 
 PUBLISH = "/v1.0/publish/pubsub/customer-notified"
 
@@ -39,8 +39,8 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    app = create_app(NotificationsSettings(APP_PORT=8005), sidecar.transport())
-    with TestClient(app) as test_client:
+    app = create_app(NotificationsSettings(APP_PORT=8005, **TOKENS), sidecar.transport())
+    with TestClient(app, headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 from payments.main import create_app
 from payments.settings import PaymentsSettings
 
@@ -25,8 +25,8 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    app = create_app(PaymentsSettings(APP_PORT=8003), sidecar.transport())
-    with TestClient(app) as test_client:
+    app = create_app(PaymentsSettings(APP_PORT=8003, **TOKENS), sidecar.transport())
+    with TestClient(app, headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 
 

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 from storefront.main import create_app
 from storefront.settings import StorefrontSettings
 
@@ -23,8 +23,8 @@ def sidecar() -> FakeSidecar:
 
 def client_for(sidecar: FakeSidecar, token: str | None) -> TestClient:
     secret = SecretStr(token) if token is not None else None
-    settings = StorefrontSettings(APP_PORT=8001, fault_token=secret)
-    return TestClient(create_app(settings, sidecar.transport()))
+    settings = StorefrontSettings(APP_PORT=8001, **TOKENS, fault_token=secret)
+    return TestClient(create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS)
 
 
 @pytest.fixture
@@ -69,14 +69,14 @@ def test_a_missing_or_wrong_token_is_refused(
     assert sidecar.app_calls == []
 
 
-def test_without_a_configured_token_the_routes_are_off(sidecar: FakeSidecar) -> None:
+def test_without_a_configured_token_the_routes_do_not_exist(sidecar: FakeSidecar) -> None:
     with client_for(sidecar, None) as client:
         response = client.put("/faults/payments", json={"error_rate": 30}, headers=TOKEN)
+        paths = client.get("/openapi.json").json()["paths"]
 
-    assert (response.status_code, response.json()) == (
-        404,
-        {"detail": "fault injection is disabled"},
-    )
+    assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
+    assert [path for path in paths if path.startswith("/faults/")] == []
+    assert sidecar.app_calls == []
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 from storefront.main import create_app
 from storefront.settings import StorefrontSettings
 
@@ -49,8 +49,10 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    settings = StorefrontSettings(APP_PORT=8001)
-    with TestClient(create_app(settings, sidecar.transport())) as test_client:
+    settings = StorefrontSettings(APP_PORT=8001, **TOKENS)
+    with TestClient(
+        create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS
+    ) as test_client:
         yield test_client
 
 

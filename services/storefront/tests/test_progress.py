@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from orderflow_common.testing import FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 from storefront.main import create_app
 from storefront.model import Order, Step
 from storefront.settings import StorefrontSettings
@@ -35,7 +35,10 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    with TestClient(create_app(StorefrontSettings(APP_PORT=8001), sidecar.transport())) as c:
+    with TestClient(
+        create_app(StorefrontSettings(APP_PORT=8001, **TOKENS), sidecar.transport()),
+        headers=SIDECAR_HEADERS,
+    ) as c:
         yield c
 
 

@@ -49,6 +49,13 @@ def _arguments(parser: LocustArgumentParser) -> None:
     parser.add_argument("--bench-expect", type=int, default=201, help="the status that is ok")
     parser.add_argument("--bench-redis-port", type=int, default=6380)
     parser.add_argument("--bench-out", default="bench-requests.json")
+    # From the environment, not the command line, which any local user can read.
+    parser.add_argument(
+        "--bench-token",
+        default="",
+        env_var="ORDERFLOW_BENCH_TOKEN",
+        help="the dapr-api-token header for GET and POST (a sidecar's or an app's token)",
+    )
 
 
 events.init_command_line_parser.add_listener(_arguments)  # type: ignore[no-untyped-call]
@@ -105,6 +112,7 @@ class Scheduled(FastHttpUser):
     def _sender(self, options: Any) -> Send:
         expect: int = options.bench_expect
         path: str = options.bench_path
+        token = {"dapr-api-token": options.bench_token} if options.bench_token else {}
 
         def order() -> tuple[bool, str]:
             headers = {"Idempotency-Key": f"bench-{uuid.uuid4()}"}
@@ -117,14 +125,14 @@ class Scheduled(FastHttpUser):
                 return True, str(response.json()["order_id"])
 
         def get() -> tuple[bool, str]:
-            with self.client.get(path, catch_response=True) as response:
+            with self.client.get(path, headers=token, catch_response=True) as response:
                 ok = response.status_code == expect
                 if not ok:
                     response.failure(f"{response.status_code}")
                 return ok, ""
 
         def post() -> tuple[bool, str]:
-            headers = {"content-type": "application/json"}
+            headers = {"content-type": "application/json", **token}
             with self.client.post(
                 path, data=PAYLOAD, headers=headers, catch_response=True
             ) as response:

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from orderflow_common import faults
+from orderflow_common.auth import UNAUTHORIZED, AppTokenDep
 from orderflow_common.dapr import DaprClient, DaprError
 from orderflow_common.deps import from_state
 from orderflow_common.limits import BodySizeLimit
@@ -55,10 +56,14 @@ def create_service_app(
     routers: Sequence[APIRouter],
     sidecar: httpx.AsyncBaseTransport | None = None,
     telemetry: Telemetry | None = None,
+    *,
+    open_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """Build a service's app. ``sidecar`` replaces the network transport to the Dapr
-    sidecar; unit tests pass a fake one, everything else leaves it out. ``telemetry``
-    replaces the global OpenTelemetry providers (tests of the telemetry itself)."""
+    """Build a service's app. Every route of ``routers`` requires the app API token
+    (orderflow_common.auth); ``open_routers`` do not: a public API, or one guarded by a
+    token of its own. ``sidecar`` replaces the network transport to the Dapr sidecar;
+    unit tests pass a fake one, everything else leaves it out. ``telemetry`` replaces the
+    global OpenTelemetry providers (tests of the telemetry itself)."""
     reporting = telemetry or Telemetry()
 
     @asynccontextmanager
@@ -77,7 +82,7 @@ def create_service_app(
     instrument(app, reporting)
     app.state.settings = settings
     app.state.faults = faults.Faults(name)
-    app.include_router(faults.router)
+    app.include_router(faults.router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
 
     @app.exception_handler(DaprError)
     async def dapr_failed(_: Request, error: DaprError) -> JSONResponse:
@@ -98,6 +103,8 @@ def create_service_app(
         return {"status": "ok"}
 
     for router in routers:
+        app.include_router(router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
+    for router in open_routers:
         app.include_router(router)
     return app
 

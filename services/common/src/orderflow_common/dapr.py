@@ -25,6 +25,7 @@ from httpx_aiohttp import AiohttpTransport
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from orderflow_common.auth import TOKEN_HEADER
 from orderflow_common.settings import ServiceSettings
 from orderflow_common.telemetry import Telemetry
 
@@ -61,6 +62,9 @@ class DaprClient:
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=settings.dapr_base_url,
+            # The sidecar answers 401 to any call without it (but its health checks).
+            # https://docs.dapr.io/operations/security/api-token/
+            headers={TOKEN_HEADER: settings.dapr_api_token.get_secret_value()},
             timeout=settings.dapr_api_timeout_seconds,
             transport=transport or AiohttpTransport(limits=SIDECAR_CONNECTIONS),
         )

@@ -6,7 +6,7 @@ adds its own fields in a subclass with its own prefix (e.g. ``STOREFRONT_``).
 https://docs.dapr.io/reference/environment/
 """
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,12 @@ class ServiceSettings(BaseSettings):
     dapr_api_timeout_seconds: PositiveFloat = Field(
         default=10.0, validation_alias="DAPR_API_TIMEOUT_SECONDS"
     )
+    # The tokens, both required: a service does not start unprotected. DAPR_API_TOKEN goes
+    # with every call to the sidecar, which refuses calls without it; APP_API_TOKEN is what
+    # the sidecar sends with every call to the app (orderflow_common.auth).
+    # https://docs.dapr.io/operations/security/api-token/
+    dapr_api_token: SecretStr = Field(validation_alias="DAPR_API_TOKEN")
+    app_api_token: SecretStr = Field(validation_alias="APP_API_TOKEN")
     log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
     # uvicorn answers 503 past this many concurrent connections: the storefront bulkhead.
     # https://www.uvicorn.org/settings/#resource-limits

@@ -10,8 +10,18 @@ from typing import Any
 
 import httpx
 
+from orderflow_common.auth import TOKEN_HEADER
+
 Responder = Callable[[httpx.Request], httpx.Response]
 STARTUP_PATHS = ("/v1.0/healthz", "/v1.0/configuration/")
+# The tokens a service under test is given, as the environment gives them (settings.py).
+# Any-typed for the settings' keyword arguments, which the type checker sees one by one.
+TOKENS: dict[str, Any] = {
+    "DAPR_API_TOKEN": "test-dapr-api-token",
+    "APP_API_TOKEN": "test-app-api-token",
+}
+# What the app's own sidecar sends with every call to the app (auth.py).
+SIDECAR_HEADERS = {TOKEN_HEADER: str(TOKENS["APP_API_TOKEN"])}
 _STATE = re.compile(r"^/v1\.0/state/(?P<store>[^/]+)(?:/(?P<key>[^/]+))?$")
 
 
@@ -70,6 +80,9 @@ class FakeSidecar:
         return httpx.MockTransport(self._handle)
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
+        # As daprd does with DAPR_API_TOKEN set (health checks aside).
+        if request.headers.get(TOKEN_HEADER) != TOKENS["DAPR_API_TOKEN"]:
+            return httpx.Response(401, text="invalid api token")
         body = json.loads(request.content) if request.content else None
         self.calls.append(
             SidecarCall(request.method, request.url.path, dict(request.url.params), body)

@@ -5,9 +5,11 @@ them up through their configuration subscription."""
 
 import hmac
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, status
+from pydantic import SecretStr
 
 from orderflow_common.app import DaprDep
 from orderflow_common.contracts import BODY_ERRORS, UNAVAILABLE, error
@@ -19,29 +21,35 @@ from orderflow_common.faults import (
     config_key,
     parse_flags,
 )
-from storefront.orders import SettingsDep
 
 log = logging.getLogger(__name__)
 BINDING = "faultflags"
 
 
-def _authorised(
-    settings: SettingsDep, token: Annotated[str | None, Header(alias="X-Fault-Token")] = None
-) -> None:
-    if settings.fault_token is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "fault injection is disabled")
-    expected = settings.fault_token.get_secret_value()
-    if token is None or not hmac.compare_digest(token, expected):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "a valid X-Fault-Token header is needed")
+def _authorised_by(expected: SecretStr) -> Callable[[str | None], None]:
+    def authorised(token: Annotated[str | None, Header(alias="X-Fault-Token")] = None) -> None:
+        # Constant time, so that the answer's timing tells nothing about the token.
+        secret = expected.get_secret_value().encode()
+        if token is None or not hmac.compare_digest(token.encode(), secret):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "a valid X-Fault-Token header is needed")
+
+    return authorised
+
+
+def admin_router(token: SecretStr) -> APIRouter:
+    """The fault admin API, guarded by ``token``: storefront mounts it only where
+    STOREFRONT_FAULT_TOKEN is set, so without it the routes do not exist (404)."""
+    admin = APIRouter(dependencies=[Depends(_authorised_by(token))])
+    admin.include_router(router)
+    return admin
 
 
 router = APIRouter(
     prefix="/faults",
     tags=["faults"],
-    dependencies=[Depends(_authorised)],
     responses={
         status.HTTP_403_FORBIDDEN: error("no valid X-Fault-Token header"),
-        status.HTTP_404_NOT_FOUND: error("fault injection is off, or not one of our services"),
+        status.HTTP_404_NOT_FOUND: error("not one of our services"),
         **UNAVAILABLE,
     },
 )

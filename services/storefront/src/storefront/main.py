@@ -11,8 +11,12 @@ NAME = "storefront"
 def create_app(
     settings: StorefrontSettings, sidecar: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
+    # The order API is the public edge; the fault admin API exists only where its own
+    # token is set (never in the prod overlay).
+    token = settings.fault_token
+    admin = [faultflags.admin_router(token)] if token is not None else []
     app = create_service_app(
-        NAME, settings, [orders.router, progress.router, faultflags.router], sidecar
+        NAME, settings, [progress.router], sidecar, open_routers=[orders.router, *admin]
     )
     app.add_exception_handler(orders.RefusedError, orders.refused_handler)  # type: ignore[arg-type]
     return app

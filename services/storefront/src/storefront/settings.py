@@ -10,5 +10,5 @@ class StorefrontSettings(ServiceSettings):
     state_store: str = "orderstore"
     inventory_app_id: str = "inventory"
     payments_app_id: str = "payments"
-    # Guards the fault-flag routes; when unset they answer 404 (fault injection is off).
+    # Guards the fault-flag routes; when unset they are not mounted (fault injection is off).
     fault_token: SecretStr | None = None
