@@ -1,8 +1,8 @@
 # orderflow: the commands people type. `make help` lists them.
 # Every target installs what it needs first: uv (from PyPI, pinned), the Python packages
-# (uv.lock), and the pinned tools (daprd, Redis, Prometheus, promtool, Jaeger; for the
-# local Kubernetes control plane, Kubernetes 1.34.4, etcd, kwok, metrics-server, Helm and
-# Dapr's sentry and injector, built from the Go module proxy the first time).
+# (uv.lock), and the pinned tools (daprd, Dapr's sentry and injector, socat, Redis,
+# Prometheus, promtool, Jaeger; for the local Kubernetes control plane, Kubernetes 1.34.4,
+# etcd, kwok, metrics-server and Helm, built from the Go module proxy the first time).
 
 UV_VERSION := 0.13.9
 # Without uv on the PATH, uv comes from PyPI into a venv of its own beside the cached tools:
@@ -26,7 +26,7 @@ uv:
 sync: uv ## install the Python packages from uv.lock into .venv
 	@$(UV) sync --frozen --quiet
 
-tools: sync ## provision daprd, Redis, Prometheus, promtool and Jaeger (cached, pinned)
+tools: sync ## provision daprd, sentry, socat, Redis, Prometheus, promtool and Jaeger (cached, pinned)
 	@$(ORDERFLOW) tools
 
 up: tools ## run the local stack (all services, sidecars, Redis, Prometheus, Jaeger) until Ctrl-C

@@ -38,6 +38,11 @@ def test_the_committed_resources_load_and_give_the_local_addresses() -> None:
     ]
     assert loaded.redis_port == 6380
     assert loaded.otlp_grpc_port == 4317
+    # The two apps that storefront calls have their own policy, which admits storefront.
+    assert {
+        app_id: [policy["appId"] for policy in doc["spec"]["accessControl"]["policies"]]
+        for app_id, doc in loaded.access_control.items()
+    } == {"inventory": ["storefront"], "payments": ["storefront"]}
 
 
 @pytest.mark.parametrize(
@@ -77,3 +82,27 @@ def test_a_redis_address_without_a_port_is_refused(copy: Path) -> None:
 
     with pytest.raises(resources.ResourceError, match=r"redisHost '127.0.0.1' is not host:port$"):
         resources.load(copy, copy / "config.yaml")
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "cause"),
+    [
+        ("  name: payments\n", "  name: pay\n", "the Configuration must be named 'payments'"),
+        ("spec:\n", "spec:\n  tracing: {samplingRate: '0'}\n", "spec must hold accessControl"),
+        ("kind: Configuration", "kind: Resiliency", "expected one Configuration"),
+    ],
+)
+def test_an_access_control_file_holds_one_policy_for_the_app_it_is_named_for(
+    copy: Path, replace: str, by: str, cause: str
+) -> None:
+    policy = copy / "access-control" / "payments.yaml"
+    text = policy.read_text()
+    assert replace in text
+    policy.write_text(text.replace(replace, by, 1))
+
+    with pytest.raises(resources.ResourceError) as caught:
+        resources.load(copy, copy / "config.yaml")
+
+    assert str(caught.value) == f"{policy}: {cause}" + (
+        " and nothing else" if "accessControl" in cause else ""
+    )

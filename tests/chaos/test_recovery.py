@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import psutil
@@ -207,5 +208,10 @@ def test_every_listener_is_a_declared_port_on_loopback(local_stack: LocalStack) 
     }
 
     # 5 apps with 4 sidecar ports each, Redis, Jaeger's 4, Prometheus: no UDP (no mDNS).
+    # Sentry declares none: it listens only inside a network namespace of its own, whose
+    # sockets are not this one's (tests/security/test_mtls.py looks inside).
+    assert local_stack.stack.processes["sentry"].ports == {}
     assert len(declared) == 5 * (1 + 4) + 1 + 4 + 1
     assert listeners(local_stack) == declared
+    sentry = local_stack.stack.pids()["sentry"]
+    assert Path(f"/proc/{sentry}/ns/net").readlink() != Path("/proc/self/ns/net").readlink()

@@ -1,5 +1,5 @@
 """The README's walk-through runs as written, against the real stack: it begins "once
-`make up` says all 13 processes healthy", so the stack is there before it starts."""
+`make up` says all 14 processes healthy", so the stack is there before it starts."""
 
 from collections.abc import Callable, Sequence
 from pathlib import Path

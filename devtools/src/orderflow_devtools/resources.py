@@ -4,6 +4,11 @@ daprd logs a broken resource and carries on without it, which surfaces much late
 puzzling 500; we stop at once instead, with the file and the cause on one line. The local
 stack also takes the Redis and OTLP addresses from these files, so that each lives in one
 place.
+
+The apps that others call have an accessControl policy of their own, in
+``access-control/<app id>.yaml`` beside the resources: a Configuration that holds only
+``spec.accessControl``, which the launcher puts in place of the shared one for that app's
+sidecar (kustomize does the same for Kubernetes, deploy/dapr/kustomization.yml).
 """
 
 from dataclasses import dataclass
@@ -24,6 +29,8 @@ class Resources:
     documents: list[dict[str, Any]]
     redis_port: int
     otlp_grpc_port: int
+    # By app id: the Configuration holding that app's own accessControl policy.
+    access_control: dict[str, dict[str, Any]]
 
 
 def load(resources_path: Path, config_file: Path) -> Resources:
@@ -54,7 +61,23 @@ def load(resources_path: Path, config_file: Path) -> Resources:
             ),
             "spec.tracing.otel.endpointAddress",
         ),
+        access_control=_access_control(resources_path / "access-control"),
     )
+
+
+def _access_control(directory: Path) -> dict[str, dict[str, Any]]:
+    policies = {}
+    for path in sorted(directory.glob("*.yaml")):
+        documents = _documents(path)
+        if len(documents) != 1 or documents[0]["kind"] != "Configuration":
+            raise ResourceError(f"{path}: expected one Configuration")
+        (policy,) = documents
+        if policy["metadata"]["name"] != path.stem:
+            raise ResourceError(f"{path}: the Configuration must be named {path.stem!r}")
+        if set(policy["spec"]) != {"accessControl"}:
+            raise ResourceError(f"{path}: spec must hold accessControl and nothing else")
+        policies[path.stem] = policy
+    return policies
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""The local stack: Redis, Jaeger, Prometheus, and every app with its own daprd sidecar,
-as processes on loopback.
+"""The local stack: Redis, Jaeger, Prometheus, Dapr's sentry, and every app with its own
+daprd sidecar, as processes on loopback.
 
 `orderflow up` and the integration tests both use :class:`Stack`: it checks that every
 port is free, starts the processes (each in its own process group, so that a stop reaches
@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -42,7 +43,16 @@ JAEGER_QUERY_GRPC_PORT = 16685
 JAEGER_HEALTH_PORT = 13133
 LOOPBACK = "127.0.0.1"
 # The infrastructure processes, started (and healthy) before the apps that need them.
-INFRA = ("redis", "jaeger", "prometheus")
+INFRA = ("redis", "jaeger", "prometheus", "sentry")
+# The sidecars' namespace: part of each one's SPIFFE id (spiffe://public/ns/orderflow/<app
+# id>), which the accessControl policies in deploy/dapr/access-control match; the
+# Kubernetes namespace is the same, so the same policies serve both modes.
+NAMESPACE = "orderflow"
+# sentry's own identity, which the sidecars check: spiffe://localhost/ns/orderflow/dapr-sentry.
+SENTRY_TRUST_DOMAIN = "localhost"
+# sentry's ports, inside its own network namespace (sentry_process): nothing outside sees them.
+SENTRY_GRPC_PORT = 50001
+SENTRY_HEALTH_PORT = 8080
 
 
 class StackError(Exception):
@@ -64,6 +74,9 @@ class Process:
     ready: Probe
     ports: dict[str, int]
     env: dict[str, str] = field(default_factory=dict)
+    # Variables whose value is a file's content, read each time the process starts: a file
+    # that another process of the stack writes first (sentry's trust anchors).
+    env_files: dict[str, Path] = field(default_factory=dict)
     # Asked periodically while the stack is supervised (Supervision says how often and
     # how many failures in a row get the process killed and restarted), as a kubelet
     # does with a livenessProbe.
@@ -319,7 +332,11 @@ class Stack:
         popen = subprocess.Popen(
             process.argv,
             cwd=process.cwd,
-            env={**os.environ, **process.env},
+            env={
+                **os.environ,
+                **process.env,
+                **{name: path.read_text() for name, path in process.env_files.items()},
+            },
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -501,7 +518,8 @@ def local_processes(
     redis_port = resources.redis_port
     otlp_port = resources.otlp_grpc_port
     prometheus_config = _prometheus_config(repo, run_dir, apps)
-    dapr_config = _dapr_config(run_dir, apps)
+    dapr_configs = _dapr_configs(run_dir, apps, resources)
+    sentry = Sentry.under(run_dir)
     (run_dir / "redis").mkdir(parents=True, exist_ok=True)
     infra = [
         Process(
@@ -560,6 +578,7 @@ def local_processes(
             ready=_http_ok(f"http://{LOOPBACK}:{PROMETHEUS_PORT}/-/ready"),
             ports={"prometheus": PROMETHEUS_PORT},
         ),
+        sentry_process(repo, sentry, tools),
     ]
     services: list[Process] = []
     for app in apps:
@@ -578,14 +597,19 @@ def local_processes(
                 name=f"{app.app_id}-dapr",
                 argv=[
                     str(tools.daprd),
-                    *app.model_copy(update={"config_file": dapr_config}).daprd_args(),
+                    *app.model_copy(update={"config_file": dapr_configs[app.app_id]}).daprd_args(),
+                    *mtls_flags(sentry),
                 ],
                 cwd=repo,
                 # 204 once components are loaded and the app answers its health check.
                 # https://docs.dapr.io/reference/api/health_api/
                 ready=_http_ok(f"http://{LOOPBACK}:{app.dapr_http_port}/v1.0/healthz", 204),
                 ports=app.sidecar_ports(),
-                env={**app.env, **secrets.pair(app.app_id)},
+                # The namespace of the sidecar's SPIFFE id, and the CA it trusts: the
+                # root sentry generated on its first start.
+                # https://docs.dapr.io/operations/security/mtls/#self-hosted
+                env={**app.env, **secrets.pair(app.app_id), "NAMESPACE": NAMESPACE},
+                env_files={"DAPR_TRUST_ANCHORS": sentry.trust_anchors},
                 alive=SidecarLiveness(f"http://{LOOPBACK}:{app.metrics_port}/metrics"),
             )
         )
@@ -600,8 +624,128 @@ def _app_tokens(secrets: tokens.Tokens, app_id: str) -> dict[str, str]:
     return {**secrets.pair(app_id), **admin}
 
 
-def _dapr_config(run_dir: Path, apps: Sequence[App]) -> Path:
-    """The committed Dapr Configuration, with a name resolver that needs no network.
+@dataclass(frozen=True)
+class Sentry:
+    """Where the local sentry keeps its CA and where the sidecars reach it."""
+
+    # Its root certificate (ca.crt: the trust anchors), issuer certificate and key, which it
+    # generates on its first start and reuses from then on.
+    credentials: Path
+    # Its gRPC API, as a Unix socket in a directory only this user may enter.
+    socket: Path
+
+    @classmethod
+    def under(cls, run_dir: Path) -> "Sentry":
+        return cls(run_dir / "sentry", run_dir / "sentry-socket" / "sentry.sock")
+
+    @property
+    def trust_anchors(self) -> Path:
+        return self.credentials / "ca.crt"
+
+
+def sentry_process(repo: Path, sentry: Sentry, tools: Tools) -> Process:
+    """Dapr's sentry, the CA that gives each sidecar its mTLS certificate, in a network
+    namespace of its own, whose gRPC API socat carries out through a Unix socket.
+
+    Sentry 1.18.2 binds its health server to every interface whatever
+    --healthz-listen-address says (cmd/sentry/app/app.go passes no address to
+    pkg/healthz/server, which listens on ":port"). In a new network namespace the only
+    interface is loopback and there is no route, so that listener, and sentry's gRPC one,
+    are out of every other process's reach; daprd dials the socket
+    (``--sentry-address=unix://...``, a target gRPC resolves itself). In standalone mode
+    sentry signs whatever app id a sidecar asks for (its "insecure" validator): the socket
+    directory's 0700 is what limits who may ask.
+    https://docs.dapr.io/concepts/dapr-services/sentry/
+    https://man7.org/linux/man-pages/man7/network_namespaces.7.html
+    """
+    sentry.credentials.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sentry.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sentry.socket.parent.chmod(0o700)
+    # Without root, a user namespace lets the network namespace be made.
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    # The namespace starts with its loopback down. socat runs beside sentry in it, one
+    # connection each (fork); unlink-early removes a socket a killed run left behind.
+    script = (
+        'ip link set lo up || exit 1; "$0" "UNIX-LISTEN:$1,fork,mode=600,unlink-early"'
+        f' TCP:{LOOPBACK}:{SENTRY_GRPC_PORT} & shift; exec "$@"'
+    )
+    serving = _sentry_serves(sentry)
+    return Process(
+        name="sentry",
+        argv=[
+            "unshare",
+            "--net",
+            *user,
+            "--",
+            "sh",
+            "-c",
+            script,
+            str(tools.socat),
+            str(sentry.socket),
+            str(tools.sentry),
+            # Its own settings (the workload certificates' lifetime), a Configuration file
+            # in self-hosted mode.
+            f"--config={repo / 'deploy/dapr/sentry/daprsystem.yaml'}",
+            f"--issuer-credentials={sentry.credentials}",
+            f"--trust-domain={SENTRY_TRUST_DOMAIN}",
+            f"--listen-address={LOOPBACK}",
+            f"--port={SENTRY_GRPC_PORT}",
+            f"--healthz-port={SENTRY_HEALTH_PORT}",
+            "--enable-metrics=false",
+        ],
+        cwd=repo,
+        ready=serving,
+        # No TCP port outside its namespace: nothing to check before it starts.
+        ports={},
+        # The namespace part of its own SPIFFE id.
+        env={"NAMESPACE": NAMESPACE},
+        # socat dying alone would leave sentry up but unreachable: the socket is the check.
+        alive=lambda _pid: serving(),
+    )
+
+
+def _sentry_serves(sentry: Sentry) -> Probe:
+    """True once a TLS handshake through the socket reaches sentry with a certificate of
+    its own root: it has its CA and serves (gRPC insists on ALPN h2)."""
+
+    def probe() -> bool:
+        if not sentry.trust_anchors.exists():
+            return False
+        context = ssl.create_default_context(cafile=str(sentry.trust_anchors))
+        # Its certificate names a SPIFFE id, not a host.
+        context.check_hostname = False
+        context.set_alpn_protocols(["h2"])
+        try:
+            with socket.socket(socket.AF_UNIX) as raw:
+                raw.settimeout(1.0)
+                raw.connect(str(sentry.socket))
+                with context.wrap_socket(raw):
+                    return True
+        except OSError:
+            return False
+
+    return probe
+
+
+def mtls_flags(sentry: Sentry) -> list[str]:
+    """daprd's flags for mTLS between the sidecars, with certificates from ``sentry``; the
+    callee's accessControl policy can then tell who calls (Dapr reads the caller's app id
+    from its certificate). https://docs.dapr.io/operations/security/mtls/"""
+    return [
+        "--enable-mtls",
+        f"--sentry-address=unix://{sentry.socket}",
+        # Whom it expects to find at that address.
+        f"--control-plane-trust-domain={SENTRY_TRUST_DOMAIN}",
+        f"--control-plane-namespace={NAMESPACE}",
+    ]
+
+
+def _dapr_configs(run_dir: Path, apps: Sequence[App], resources: Resources) -> dict[str, Path]:
+    """Each app's Dapr Configuration: the committed one with a name resolver that needs no
+    network, and the app's own accessControl policy (deploy/dapr/access-control), if it has
+    one, in place of the shared default-deny. Dapr applies the policy of the sidecar that
+    is called, so only the apps that others call need one.
+    https://docs.dapr.io/operations/configuration/invoke-allowlist/
 
     Self-hosted daprd resolves app ids with mDNS by default, which listens on UDP
     0.0.0.0:5353 and multicasts on every interface. Locally every sidecar is on
@@ -627,9 +771,20 @@ def _dapr_config(run_dir: Path, apps: Sequence[App]) -> Path:
         "component": "kubernetes",
         "configuration": {"template": template},
     }
-    path = run_dir / "dapr-config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    directory = run_dir / "dapr-config"
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for app in apps:
+        own = resources.access_control.get(app.app_id)
+        merged = (
+            config
+            if own is None
+            else {**config, "metadata": own["metadata"], "spec": {**config["spec"], **own["spec"]}}
+        )
+        path = directory / f"{app.app_id}.yaml"
+        path.write_text(yaml.safe_dump(merged, sort_keys=False))
+        paths[app.app_id] = path
+    return paths
 
 
 def _prometheus_config(repo: Path, run_dir: Path, apps: Sequence[App]) -> Path:

@@ -3,8 +3,9 @@ repository, keyed by version, so that a fresh clone reuses what an earlier one b
 
 For each tool, in order: the cached copy; the same version already installed (PATH, and
 ``~/.dapr/bin`` where ``dapr init`` puts daprd); the official release download (daprd only,
-fails fast without internet); a build from the Go module proxy (daprd, Jaeger); the Debian
-package (Redis, Prometheus, promtool) when we are root and have apt-get. When none works
+fails fast without internet); a build from the Go module proxy (daprd, Dapr's sentry,
+Jaeger); the Debian package (Redis, Prometheus, promtool, socat) when we are root and have
+apt-get. When none works
 the error names the tool, says why, and how to install it by hand.
 """
 
@@ -43,6 +44,10 @@ class ToolError(Exception):
 @dataclass(frozen=True)
 class Tools:
     daprd: Path
+    # Dapr's certificate authority: the sidecars' mTLS identities (stack.sentry_process).
+    sentry: Path
+    # Carries sentry's gRPC out of the network namespace it runs in, through a Unix socket.
+    socat: Path
     jaeger: Path
     redis_server: Path
     prometheus: Path
@@ -60,6 +65,8 @@ def ensure_all(log: Log) -> Tools:
     with _exclusive(root / ".lock"):
         return Tools(
             daprd=ensure_daprd(root, log),
+            sentry=ensure_dapr_control_plane(root, log) / "sentry",
+            socat=ensure_debian("socat", "socat", log),
             jaeger=ensure_jaeger(root, log),
             redis_server=ensure_debian("redis-server", "redis-server", log),
             prometheus=ensure_debian("prometheus", "prometheus", log),
@@ -483,21 +490,30 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
                 requires=[f"sigs.k8s.io/metrics-server v{METRICS_SERVER_VERSION}"],
             ),
         )
-        _ensure_bundle(
-            dapr,
-            lambda output: go_build(
-                "github.com/dapr/dapr",
-                DAPR_VERSION,
-                {
-                    "sentry": "github.com/dapr/dapr/cmd/sentry",
-                    "injector": "github.com/dapr/dapr/cmd/injector",
-                },
-                output,
-                log=log,
-                ldflags=f"-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}",
-            ),
-        )
+        ensure_dapr_control_plane(root, log)
     return _cluster_tools(kubernetes, simulation, dapr)
+
+
+def ensure_dapr_control_plane(root: Path, log: Log) -> Path:
+    """Dapr's sentry and sidecar injector, built together (the injector costs about a
+    minute more than sentry alone, once daprd's packages are compiled): the local stack
+    runs sentry, the local control plane both. Called under the cache lock."""
+    dapr = root / f"dapr-control-plane-{DAPR_VERSION}"
+    _ensure_bundle(
+        dapr,
+        lambda output: go_build(
+            "github.com/dapr/dapr",
+            DAPR_VERSION,
+            {
+                "sentry": "github.com/dapr/dapr/cmd/sentry",
+                "injector": "github.com/dapr/dapr/cmd/injector",
+            },
+            output,
+            log=log,
+            ldflags=f"-X github.com/dapr/dapr/pkg/buildinfo.version={DAPR_VERSION}",
+        ),
+    )
+    return dapr
 
 
 def _cluster_tools(kubernetes: Path, simulation: Path, dapr: Path) -> ClusterTools:

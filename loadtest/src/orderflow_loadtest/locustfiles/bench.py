@@ -40,10 +40,10 @@ def _arguments(parser: LocustArgumentParser) -> None:
     parser.add_argument("--bench-seconds", type=float, default=10.0, help="how long")
     parser.add_argument(
         "--bench-request",
-        choices=["order", "get", "post", "xadd"],
+        choices=["order", "get", "post", "delete", "xadd"],
         default="order",
-        help="POST /orders with a fresh Idempotency-Key; GET or POST 1 KiB to --bench-path;"
-        " or a Redis XADD of 1 KiB",
+        help="POST /orders with a fresh Idempotency-Key; GET, DELETE or POST 1 KiB to"
+        " --bench-path; or a Redis XADD of 1 KiB",
     )
     parser.add_argument("--bench-path", default="/orders")
     parser.add_argument("--bench-expect", type=int, default=201, help="the status that is ok")
@@ -131,6 +131,13 @@ class Scheduled(FastHttpUser):
                     response.failure(f"{response.status_code}")
                 return ok, ""
 
+        def delete() -> tuple[bool, str]:
+            with self.client.delete(path, catch_response=True) as response:
+                ok = response.status_code == expect
+                if not ok:
+                    response.failure(f"{response.status_code}")
+                return ok, ""
+
         def post() -> tuple[bool, str]:
             headers = {"content-type": "application/json", **token}
             with self.client.post(
@@ -157,5 +164,11 @@ class Scheduled(FastHttpUser):
             )
             return True, ""
 
-        senders: dict[str, Send] = {"order": order, "get": get, "post": post, "xadd": xadd}
+        senders: dict[str, Send] = {
+            "order": order,
+            "get": get,
+            "post": post,
+            "delete": delete,
+            "xadd": xadd,
+        }
         return senders[options.bench_request]
