@@ -2,7 +2,7 @@ import httpx
 from fastapi import FastAPI
 
 from orderflow_common.app import create_service_app
-from storefront import compensation, faultflags, orders, progress
+from storefront import compensation, faultflags, orders, progress, watch
 from storefront.settings import StorefrontSettings
 
 NAME = "storefront"
@@ -14,7 +14,7 @@ def create_app(
     app = create_service_app(
         NAME,
         settings,
-        [orders.router, progress.router, faultflags.router, compensation.router],
+        [orders.router, progress.router, faultflags.router, compensation.router, watch.router],
         sidecar,
     )
     app.add_exception_handler(orders.RefusedError, orders.refused_handler)  # type: ignore[arg-type]

@@ -12,5 +12,13 @@ class StorefrontSettings(ServiceSettings):
     payments_app_id: str = "payments"
     # How often owed compensations are tried again (compensation.py).
     compensation_interval_seconds: float = Field(default=5.0, gt=0)
+    # The sidecar's metrics, which storefront watches for the outbox spin (watch.py);
+    # unset, nothing watches.
+    sidecar_metrics_url: str | None = None
+    sidecar_watch_seconds: float = Field(default=5.0, gt=0)
+    # Periods in a row a spinning sidecar may spin before it is asked to shut down.
+    sidecar_spin_checks: int = Field(default=3, ge=1)
+    # Below the sidecar's CPU limit on Kubernetes (500m), which caps a spin there.
+    sidecar_busy_cores: float = Field(default=0.25, gt=0)
     # Guards the fault-flag routes; when unset they answer 404 (fault injection is off).
     fault_token: SecretStr | None = None
