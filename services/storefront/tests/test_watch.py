@@ -85,6 +85,14 @@ def test_three_spinning_periods_in_a_row_ask_the_sidecar_to_shut_down(
     assert watch.spinning == 0
 
 
+def test_a_sidecar_busy_while_redis_is_away_is_left_alone(sidecar: FakeSidecar) -> None:
+    sidecar.on("/v1.0/state/orderstore/sidecar-watch", 500, {"errorCode": "ERR_STATE_GET"})
+
+    watch = watched(spinning_samples(5), sidecar)
+
+    assert (shutdowns(sidecar), watch.spinning) == (0, 0)
+
+
 def test_two_spinning_periods_do_not(sidecar: FakeSidecar) -> None:
     watch = watched(spinning_samples(2), sidecar)
 

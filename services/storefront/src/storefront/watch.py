@@ -14,8 +14,10 @@ The signal is the sidecar's own metrics endpoint, readable from the app's contai
 the pod: ``process_cpu_seconds_total`` (daprd registers the Prometheus process
 collector) and the counters of the work it does. A sidecar spins when, through a whole
 period, it kept ``sidecar_busy_cores`` of a core busy and spent more than
-``SPIN_CPU_PER_OPERATION`` of CPU per operation; a working sidecar spends about 0.2 ms
-per call (Dapr's perf reports: 0.2 vCPU at 1,000 calls a second).
+``SPIN_CPU_PER_OPERATION`` of CPU per operation (a working sidecar spends about 0.2 ms
+per call; Dapr's perf reports: 0.2 vCPU at 1,000 calls a second), while its state store
+answers: during a Redis outage the sidecar's consumers keep it busy too, retrying their
+reads, and a sidecar restarted then could not load its components.
 https://docs.dapr.io/reference/api/shutdown_api/
 """
 
@@ -80,6 +82,10 @@ def spun(before: Sample, after: Sample, busy_cores: float) -> bool:
     return busy and (operations <= 0 or used / operations > SPIN_CPU_PER_OPERATION)
 
 
+# Never written: reading it asks only whether the state store answers.
+PROBE_KEY = "sidecar-watch"
+
+
 class SidecarWatch:
     """Counts the periods in a row in which the sidecar spun; after ``spin_checks`` of
     them :meth:`check` asks it to shut down."""
@@ -99,6 +105,11 @@ class SidecarWatch:
         if not spun(last, sample, self._settings.sidecar_busy_cores):
             self.spinning = 0
             return
+        if not await self._store_answers():
+            # Redis is away: the sidecar's consumers retrying their reads keep it busy
+            # too, and a restart now could not load its components. Not the spin.
+            self.spinning = 0
+            return
         self.spinning += 1
         log.warning("sidecar spinning", extra={"periods": self.spinning})
         if self.spinning < self._settings.sidecar_spin_checks:
@@ -111,6 +122,13 @@ class SidecarWatch:
             return
         SHUTDOWNS.add(1)
         log.error("spinning sidecar asked to shut down, to be restarted")
+
+    async def _store_answers(self) -> bool:
+        try:
+            await self._dapr.get_state(self._settings.state_store, PROBE_KEY)
+        except (httpx.TransportError, DaprError):
+            return False
+        return True
 
 
 async def _watch_forever(dapr: DaprClient, settings: StorefrontSettings, url: str) -> None:
