@@ -33,12 +33,13 @@ def test_a_scrape_is_the_cpu_used_and_the_work_done() -> None:
     [
         (5.0, 0, True),  # a core for 5 s, serving nothing: the outbox spin
         (5.0, 2, True),  # the same with the app's own background reads
+        (5.0, 15, False),  # three calls a second: serving, so left alone
         (5.0, 5_000, False),  # a core for 5,000 calls: working
         (0.05, 0, False),  # idle
         (1.0, 0, False),  # a fifth of a core: under the threshold
     ],
 )
-def test_a_sidecar_spins_when_busy_with_next_to_no_work(
+def test_a_sidecar_spins_when_busy_while_it_serves_next_to_nothing(
     cpu_used: float, operations: int, spinning: bool
 ) -> None:
     before = Sample(at=100.0, cpu_seconds=10.0, work=50.0)

@@ -13,11 +13,12 @@ Kubernetes passes. Only storefront's sidecar runs an outbox. docs/resiliency.md,
 The signal is the sidecar's own metrics endpoint, readable from the app's container in
 the pod: ``process_cpu_seconds_total`` (daprd registers the Prometheus process
 collector) and the counters of the work it does. A sidecar spins when, through a whole
-period, it kept ``sidecar_busy_cores`` of a core busy and spent more than
-``SPIN_CPU_PER_OPERATION`` of CPU per operation (a working sidecar spends about 0.2 ms
-per call; Dapr's perf reports: 0.2 vCPU at 1,000 calls a second), while its state store
-answers: during a Redis outage the sidecar's consumers keep it busy too, retrying their
-reads, and a sidecar restarted then could not load its components.
+period, it kept ``sidecar_busy_cores`` of a core busy while it served next to nothing
+(under ``IDLE_OPERATIONS_PER_SECOND``: storefront's own background reads stay below
+it), and its state store answers: during a Redis outage the sidecar's consumers keep it
+busy too, retrying their reads, and a sidecar restarted then could not load its
+components. A sidecar that spins while it serves is left alone until it serves next to
+nothing: its restart refuses calls for a few seconds, which an idle sidecar costs no one.
 https://docs.dapr.io/reference/api/shutdown_api/
 """
 
@@ -49,7 +50,10 @@ WORK = (
     "dapr_component_pubsub_ingress_count",
     "dapr_component_pubsub_egress_count",
 )
-SPIN_CPU_PER_OPERATION = 0.02  # seconds: a hundred times a working sidecar's
+# Above what an idle storefront pod asks of its sidecar: a state read every 5 s
+# (compensation.py), this watch's own, and on Kubernetes the kubelet's probes of the
+# sidecar (Dapr injects them every few seconds).
+IDLE_OPERATIONS_PER_SECOND = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,10 @@ def parse(text: str, at: float) -> Sample:
 
 
 def spun(before: Sample, after: Sample, busy_cores: float) -> bool:
-    """Whether the sidecar spun from ``before`` to ``after``: busy, and not with work."""
-    used = after.cpu_seconds - before.cpu_seconds
-    busy = used / (after.at - before.at) >= busy_cores
-    operations = after.work - before.work
-    return busy and (operations <= 0 or used / operations > SPIN_CPU_PER_OPERATION)
+    """Whether the sidecar spun from ``before`` to ``after``: busy, serving next to nothing."""
+    seconds = after.at - before.at
+    busy = (after.cpu_seconds - before.cpu_seconds) / seconds >= busy_cores
+    return busy and (after.work - before.work) / seconds < IDLE_OPERATIONS_PER_SECOND
 
 
 # Never written: reading it asks only whether the state store answers.
