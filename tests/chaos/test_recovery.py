@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from orderflow_devtools.client import Shop
-from orderflow_devtools.observe import eventually
+from orderflow_devtools.observe import eventually, metric
 from orderflow_devtools.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -149,14 +149,19 @@ def test_a_minute_without_redis_under_load_heals_by_itself(
     assert set(load.refused) == {503}
     assert_ledger_closed(shop, load.accepted)
     # Left alone, storefront's daprd would now spin on both cores for good (the outbox's
-    # endless retry); once the stack is idle its liveness probe restarts it.
+    # endless retry); storefront sees it spin and asks it to shut down, and the launcher
+    # starts it again (storefront/watch.py).
     sidecars = [f"{app_id}-dapr" for app_id in local_stack.apps]
     eventually(lambda: all(idles(local_stack, name) for name in sidecars), "idle sidecars", 90)
     restarts = {name: local_stack.stack.restarts(name) for name in sidecars}
+    shutdowns = metric(shop.url("storefront", "/metrics"), "orderflow_sidecar_shutdowns_total")
     log.info(
         f"recovery: sidecars idle {time.monotonic() - back:.1f}s after Redis returned,"
-        f" restarted {restarts}"
+        f" restarted {restarts}; storefront asked its sidecar to shut down {shutdowns:.0f}x"
     )
+    # Each restart of storefront's sidecar is one storefront asked for; no other sidecar
+    # needed one.
+    assert restarts == {**dict.fromkeys(sidecars, 0), "storefront-dapr": shutdowns}
 
 
 def test_a_killed_consumer_sidecar_is_restarted_by_the_launcher(

@@ -2,17 +2,25 @@
 breaker, and a failed order holds no stock and no money afterwards (docs/resiliency.md,
 "What trips a breaker" and "Compensation").
 
-The tests share one local stack and run in file order; each leaves every fault flag off."""
+The tests share one local stack and run in file order; each leaves every fault flag off
+and every process of the stack running."""
 
+import json
+import logging
+import re
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 
 from orderflow_devtools.client import Json, Shop
 from orderflow_devtools.observe import eventually, metric
 from orderflow_devtools.stack import LocalStack
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 
 GRINDER = {"grinder": 1}
 # resiliency.yaml: the breaker opens at 5 consecutive failures; 1 + 3 attempts per call.
@@ -21,6 +29,14 @@ ATTEMPTS = 1 + 3
 # Longer than storefront's whole retry budget for a call (4 x 2 s plus backoff, at most
 # 11.4 s: docs/resiliency.md), so every attempt lands well after storefront gave up.
 AFTER_GIVING_UP_MS = 15_000
+# storefront's owed compensations, as its Redis state store keeps them (a hash whose
+# "data" field holds the JSON value, under the app id's prefix).
+OWED_KEY = "storefront||compensations-owed"
+# An owed compensation is done within this long of inventory's return: the next
+# settlement pass (every 5 s), after storefront's breaker towards inventory, opened by the
+# passes that failed meanwhile, lets its probe through (10 s), plus the calls and margin
+# (docs/resiliency.md, "Compensation").
+OWED_BOUND_SECONDS = 25.0
 
 
 @pytest.fixture(autouse=True)
@@ -192,3 +208,89 @@ def test_a_charge_that_lands_after_storefront_gave_up_charges_nothing(shop: Shop
     assert shop.stock() == stock
     order = shop.order(order_id)
     assert (order["status"], order["reason"]) == ("failed", "payments unavailable")
+
+
+def owed(local_stack: LocalStack) -> Json:
+    """storefront's owed compensations: order id -> what it is owed."""
+    store = redis.Redis(port=local_stack.redis_port, decode_responses=True)
+    data = store.hget(OWED_KEY, "data")
+    return dict(json.loads(data)) if data else {}
+
+
+def test_a_release_that_fails_is_owed_and_done_once_inventory_returns_across_a_restart(
+    shop: Shop, local_stack: LocalStack
+) -> None:
+    stock = shop.stock()
+    reserved = completed(shop, "inventory", "POST", "/reservations")
+    # Every charge attempt times out: the order fails ~10 s after its reservation, the
+    # window in which inventory goes away.
+    shop.set_faults("payments", latency_ms=3000)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        placing = pool.submit(shop.place, GRINDER)
+        wait_for_attempts(shop, "inventory", "/reservations", reserved + 1)
+        local_stack.stack.stop(["inventory"])
+        failed = placing.result()
+
+    assert failed.status_code == 503
+    order_id = failed.json()["detail"]["order_id"]
+    assert failed.json()["detail"]["reason"] == "payments unavailable"
+    # Its release could not be done: owed, with the refund, and the order reads failed.
+    assert owed(local_stack) == {order_id: {"refund": True}}
+    order = shop.order(order_id)
+    assert (order["status"], order["reason"]) == ("failed", "payments unavailable")
+    shop.clear_faults("payments")
+    # The debt outlives the process that owes it.
+    local_stack.stack.stop(["storefront"])
+    local_stack.restart(["storefront"])
+    assert owed(local_stack) == {order_id: {"refund": True}}
+
+    local_stack.restart(["inventory"])
+    back = time.monotonic()
+    eventually(
+        lambda: order_id not in owed(local_stack), "the owed compensation", OWED_BOUND_SECONDS
+    )
+
+    log.info(f"owed compensation done {time.monotonic() - back:.1f}s after inventory returned")
+    assert owed(local_stack) == {}
+    assert shop.stock() == stock
+    assert record(shop, "inventory", f"/reservations/{order_id}")["status"] == "released"
+    assert record(shop, "payments", f"/charges/{order_id}")["status"] == "refunded"
+    assert shop.order(order_id)["status"] == "failed"
+
+
+def test_a_paid_order_write_that_fails_is_compensated_and_answered_503(
+    shop: Shop, local_stack: LocalStack
+) -> None:
+    # Nothing else publishes meanwhile: the order before this one is notified.
+    settled = shop.place(GRINDER)
+    shop.wait_for_status(settled.json()["order_id"], "notified")
+    stock = shop.stock()
+    store = redis.Redis(port=local_stack.redis_port, decode_responses=True)
+    # Redis refuses every XADD: the outbox's internal publish, which comes first in
+    # the paid order's transaction, fails, so the transaction writes nothing.
+    store.acl_setuser("default", enabled=True, commands=["-xadd"])
+    try:
+        failed = shop.place(GRINDER)
+    finally:
+        store.acl_setuser("default", enabled=True, commands=["+xadd"])
+
+    assert failed.status_code == 503
+    body = failed.json()
+    assert body["detail"] == "a Dapr building block is unavailable"
+    match = re.match(
+        r"transaction on orderstore/order-(?P<id>[0-9a-f-]{36}): sidecar answered 500",
+        body["cause"],
+    )
+    assert match is not None, body
+    order_id = match["id"]
+    assert shop.http.get(shop.url("storefront", f"/orders/{order_id}")).status_code == 404
+    # Read back as not written: released and refunded before the 503, nothing owed.
+    assert shop.stock() == stock
+    assert record(shop, "inventory", f"/reservations/{order_id}")["status"] == "released"
+    assert record(shop, "payments", f"/charges/{order_id}")["status"] == "refunded"
+    assert owed(local_stack) == {}
+    # The outbox publishes again.
+    after = shop.place(GRINDER)
+    assert after.status_code == 201
+    shop.wait_for_status(after.json()["order_id"], "notified")

@@ -57,3 +57,24 @@ def test_a_broken_kustomization_does_not_build(kustomize: Path, tmp_path: Path) 
 
     with pytest.raises(RenderError, match=r"missing\.yaml"):
         kustomize_build(kustomize, tmp_path)
+
+
+def test_storefront_watches_its_own_sidecars_metrics_port(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    """storefront reads its sidecar's metrics for the outbox spin (storefront/watch.py):
+    on the pod's loopback, at the port the sidecar is told to serve them on."""
+    for combination, objects in rendered.items():
+        (deployment,) = [
+            obj
+            for obj in objects
+            if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "storefront"
+        ]
+        template = deployment["spec"]["template"]
+        port = template["metadata"]["annotations"]["dapr.io/metrics-port"]
+        (app,) = [c for c in template["spec"]["containers"] if c["name"] == "app"]
+        watched = [e for e in app["env"] if e["name"] == "STOREFRONT_SIDECAR_METRICS_URL"]
+        assert watched == [
+            {"name": "STOREFRONT_SIDECAR_METRICS_URL", "value": f"http://127.0.0.1:{port}/metrics"}
+        ], combination
+        assert port == "9090", combination

@@ -2,12 +2,15 @@
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar, SidecarCall
+from storefront import compensation
 from storefront.main import create_app
 from storefront.settings import StorefrontSettings
 
@@ -39,9 +42,29 @@ def answer(fake: FakeSidecar, path: str, status: int, body: dict[str, object]) -
     fake.responders[path] = respond
 
 
+UNDO_PREFIXES = (
+    "/v1.0/invoke/inventory/method/reservations/",
+    "/v1.0/invoke/payments/method/charges/",
+)
+
+
+@dataclass
+class Sidecar(FakeSidecar):
+    """inventory's and payments' undo calls answer 200 for any order id, as they do;
+    ``undo_status`` makes them answer otherwise (an outage after Dapr's retries)."""
+
+    undo_status: int = 200
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE" and request.url.path.startswith(UNDO_PREFIXES):
+            self.calls.append(SidecarCall("DELETE", request.url.path, {}, None))
+            return httpx.Response(self.undo_status, json={})
+        return super()._handle(request)
+
+
 @pytest.fixture
-def sidecar() -> FakeSidecar:
-    fake = FakeSidecar()
+def sidecar() -> Sidecar:
+    fake = Sidecar()
     answer(fake, RESERVE, 201, RESERVED)
     answer(fake, CHARGE, 201, CHARGED)
     return fake
@@ -311,3 +334,123 @@ def test_a_bad_order_id_is_a_422_before_any_sidecar_call(
         ["path", "order_id"],
     )
     assert sidecar.app_calls == []
+
+
+OWED = "compensations-owed"
+
+
+def settle(client: TestClient) -> int:
+    """One pass of the background settlement, now."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    assert client.portal is not None  # inside the client's lifespan
+    return int(client.portal.call(compensation.settle, app.state.dapr, app.state.settings))
+
+
+def test_an_undo_that_fails_is_owed_and_settled_later(client: TestClient, sidecar: Sidecar) -> None:
+    sidecar.responders[CHARGE] = lambda _: httpx.Response(
+        500, json={"errorCode": "ERR_DIRECT_INVOKE"}
+    )
+    sidecar.undo_status = 500
+
+    response = client.post("/orders", json=ORDER)
+
+    assert response.status_code == 503
+    order_id = response.json()["detail"]["order_id"]
+    assert sidecar.value("orderstore", OWED) == {order_id: {"refund": True}}
+    order = client.get(f"/orders/{order_id}").json()
+    assert (order["status"], order["reason"]) == ("failed", "payments unavailable")
+
+    assert settle(client) == 1  # still failing: still owed
+    assert sidecar.value("orderstore", OWED) == {order_id: {"refund": True}}
+    sidecar.undo_status = 200
+    sidecar.calls.clear()
+
+    assert settle(client) == 0
+    assert sidecar.value("orderstore", OWED) == {}
+    assert [(call.method, call.path) for call in sidecar.app_calls if call.method == "DELETE"] == [
+        ("DELETE", release_path(order_id)),
+        ("DELETE", refund_path(order_id)),
+    ]
+
+
+def test_an_owed_compensation_of_an_order_that_reads_paid_is_dropped_undone(
+    client: TestClient, sidecar: Sidecar
+) -> None:
+    paid = client.post("/orders", json=ORDER).json()
+    sidecar.put("orderstore", OWED, {paid["order_id"]: {"refund": True}}, insert_only=True)
+    sidecar.calls.clear()
+
+    assert settle(client) == 0
+
+    assert sidecar.value("orderstore", OWED) == {}
+    # Read what is owed, read the order (paid), forget the debt: no undo call.
+    assert paths(sidecar) == [
+        f"/v1.0/state/orderstore/{OWED}",
+        f"/v1.0/state/orderstore/order-{paid['order_id']}",
+        f"/v1.0/state/orderstore/{OWED}",
+        "/v1.0/state/orderstore",
+    ]
+
+
+def test_a_paid_order_write_that_fails_unapplied_is_compensated_and_a_503(
+    client: TestClient, sidecar: Sidecar
+) -> None:
+    sidecar.on(TRANSACTION, 500, {"errorCode": "ERR_PUBSUB_OUTBOX"})
+
+    response = client.post("/orders", json=ORDER)
+
+    assert response.status_code == 503
+    assert response.json()["detail"] == "a Dapr building block is unavailable"
+    reserve = sidecar.app_calls[0]
+    order_id = reserve.body["order_id"]
+    assert paths(sidecar) == [
+        RESERVE,
+        CHARGE,
+        TRANSACTION,
+        f"/v1.0/state/orderstore/order-{order_id}",
+        release_path(order_id),
+        refund_path(order_id),
+    ]
+    assert sidecar.value("orderstore", f"order-{order_id}") is None
+
+
+def test_a_paid_order_write_that_fails_for_us_but_was_applied_is_a_201(
+    client: TestClient, sidecar: Sidecar
+) -> None:
+    def applied_then_failed(request: httpx.Request) -> httpx.Response:
+        saved = json.loads(request.content)["operations"][0]["request"]
+        sidecar.put("orderstore", saved["key"], saved["value"])  # the write lands...
+        raise httpx.ReadTimeout("timed out", request=request)  # ...its answer does not
+
+    sidecar.responders[TRANSACTION] = applied_then_failed
+
+    response = client.post("/orders", json=ORDER)
+
+    assert response.status_code == 201
+    order_id = response.json()["order_id"]
+    assert response.json()["status"] == "paid"
+    assert sidecar.value("orderstore", f"order-{order_id}")["status"] == "paid"
+    assert [call.method for call in sidecar.app_calls].count("DELETE") == 0
+
+
+def test_a_paid_order_write_whose_outcome_cannot_be_read_is_owed(
+    client: TestClient, sidecar: Sidecar
+) -> None:
+    sidecar.on(TRANSACTION, 500, {"errorCode": "ERR_STATE_TRANSACTION"})
+
+    def reserve(request: httpx.Request) -> httpx.Response:
+        order_id = json.loads(request.content)["order_id"]
+        # The order's own key cannot be read either: the state store is failing.
+        sidecar.on(f"/v1.0/state/orderstore/order-{order_id}", 500, {"errorCode": "ERR_STATE_GET"})
+        return httpx.Response(201, json={"order_id": order_id, **RESERVED})
+
+    sidecar.responders[RESERVE] = reserve
+
+    response = client.post("/orders", json=ORDER)
+
+    assert response.status_code == 503
+    order_id = sidecar.app_calls[0].body["order_id"]
+    # Nothing undone yet: settled once the order reads other than paid.
+    assert sidecar.value("orderstore", OWED) == {order_id: {"refund": True}}
+    assert [call.method for call in sidecar.app_calls].count("DELETE") == 0

@@ -241,3 +241,12 @@ class DaprClient:
         )
         if response.status_code not in (httpx.codes.OK, httpx.codes.NO_CONTENT):
             raise DaprError(f"binding {name} {operation}", response)
+
+    # Shutdown https://docs.dapr.io/reference/api/shutdown_api/
+
+    async def shutdown(self) -> None:
+        """Ask the sidecar to shut down gracefully. It exits, and what runs it (the
+        kubelet, or the local launcher) starts it again."""
+        response = await self._http.post("/v1.0/shutdown")
+        if response.status_code != httpx.codes.NO_CONTENT:
+            raise DaprError("shutdown", response)

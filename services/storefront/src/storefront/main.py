@@ -2,7 +2,7 @@ import httpx
 from fastapi import FastAPI
 
 from orderflow_common.app import create_service_app
-from storefront import faultflags, orders, progress
+from storefront import compensation, faultflags, orders, progress, watch
 from storefront.settings import StorefrontSettings
 
 NAME = "storefront"
@@ -16,7 +16,11 @@ def create_app(
     token = settings.fault_token
     admin = [faultflags.admin_router(token)] if token is not None else []
     app = create_service_app(
-        NAME, settings, [progress.router], sidecar, open_routers=[orders.router, *admin]
+        NAME,
+        settings,
+        [progress.router, compensation.router, watch.router],
+        sidecar,
+        open_routers=[orders.router, *admin],
     )
     app.add_exception_handler(orders.RefusedError, orders.refused_handler)  # type: ignore[arg-type]
     return app

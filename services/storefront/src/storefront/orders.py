@@ -10,7 +10,9 @@ Every order that fails after its id exists is compensated before the client hear
 (docs/resiliency.md, "Compensation"): its reservation is released, and when the charge's
 outcome is unknown (payments timed out or failed) its charge is refunded, or voided if it
 has not landed yet. Both are keyed by the order id, so asking twice changes nothing, and
-an attempt that lands after them takes nothing.
+an attempt that lands after them takes nothing. An undo that fails is owed and settled
+in the background (compensation.py). A failure of the paid order's own write reads the
+order back: paid is a success, anything else is compensated.
 """
 
 import hashlib
@@ -47,6 +49,7 @@ from orderflow_common.contracts import (
 from orderflow_common.dapr import DaprClient, DaprError
 from orderflow_common.deps import from_state
 from orderflow_common.events import ORDER_PLACED, OrderPlaced
+from storefront.compensation import compensate, owe
 from storefront.model import EVENT_STEPS, Order, Step, order_key, step_key
 from storefront.settings import StorefrontSettings
 
@@ -191,7 +194,7 @@ async def place_order(
                 insert_only=True,
             ):
                 # The same key raced us and won: give back our stock, answer with its order.
-                await _compensate(dapr, settings, order.order_id, refund=False)
+                await compensate(dapr, settings, order.order_id, refund=False)
                 replay = await _replay(dapr, settings, idempotency_key, request_hash)
                 if replay is not None:
                     return replay
@@ -200,14 +203,14 @@ async def place_order(
         await _charge(dapr, settings, order, reservation.amount_cents, order_request.payment_token)
     except RefusedError as refused:
         # Only a charge whose outcome we do not know can have taken money.
-        await _compensate(
+        await compensate(
             dapr, settings, order.order_id, refund=refused.reason == "payments unavailable"
         )
         await _fail(dapr, settings, order, refused)
         raise
     except DaprError:
         # Our own state store failed us before anything was charged.
-        await _compensate(dapr, settings, order.order_id, refund=False)
+        await compensate(dapr, settings, order.order_id, refund=False)
         raise
     order.advance("paid")
     event = OrderPlaced(
@@ -216,16 +219,20 @@ async def place_order(
         amount_cents=order.amount_cents,
         items=order.items,
     )
-    # The commit point: from here on the order is paid. A failure of this write is a 503
-    # whose outcome is unknown (the transaction may have been applied), so it is not
-    # compensated: docs/resiliency.md, "Compensation".
-    await dapr.save_with_event(
-        settings.state_store,
-        order_key(order.order_id),
-        order.model_dump(mode="json"),
-        event_type=ORDER_PLACED,
-        event=event.model_dump(),
-    )
+    # The commit point: once this write is applied the order is paid and shipping.
+    # When it fails for us its outcome is unknown, so the order is read back:
+    # docs/resiliency.md, "Compensation".
+    try:
+        await dapr.save_with_event(
+            settings.state_store,
+            order_key(order.order_id),
+            order.model_dump(mode="json"),
+            event_type=ORDER_PLACED,
+            event=event.model_dump(),
+        )
+    except (httpx.TransportError, DaprError) as failure:
+        if not await _settle_commit(dapr, settings, order.order_id, failure):
+            raise
     ORDERS_PLACED.add(1)
     log.info("order paid", extra={"order_id": order.order_id})
     return order
@@ -348,24 +355,27 @@ async def _charge(
     raise RefusedError(status.HTTP_503_SERVICE_UNAVAILABLE, "payments unavailable")
 
 
-async def _compensate(
-    dapr: DaprClient, settings: StorefrontSettings, order_id: str, *, refund: bool
-) -> None:
-    """Undo what the order may hold: its reservation, and with ``refund`` its charge."""
-    undo = [(settings.inventory_app_id, f"reservations/{order_id}")]
-    if refund:
-        undo.append((settings.payments_app_id, f"charges/{order_id}"))
-    for app_id, method in undo:
-        try:
-            response = await dapr.invoke(app_id, method, http_method="DELETE")
-        except (httpx.TransportError, DaprError):
-            log.exception("not compensated", extra={"order_id": order_id, "app_id": app_id})
-            continue
-        if response.status_code != status.HTTP_200_OK:
-            log.error(
-                "not compensated",
-                extra={"order_id": order_id, "app_id": app_id, "status": response.status_code},
-            )
+async def _settle_commit(
+    dapr: DaprClient, settings: StorefrontSettings, order_id: str, failure: Exception
+) -> bool:
+    """After the paid order's write failed for us: True when it was applied all the
+    same (the order is paid); otherwise the order is compensated, now or as owed, and
+    False. A sidecar that answered has ended its own retries; one that did not answer
+    within our client's deadline (DAPR_API_TIMEOUT_SECONDS, longer than its retry budget
+    for a state call) has too, unless Redis itself holds the write back past both."""
+    try:
+        stored = await dapr.get_state(settings.state_store, order_key(order_id))
+    except (httpx.TransportError, DaprError):
+        # Not even readable: owed, and settled once the order can be read.
+        log.warning("order write unknown", extra={"order_id": order_id, "error": str(failure)})
+        await owe(dapr, settings, order_id, refund=True)
+        return False
+    if stored is not None and stored.value.get("status") == "paid":
+        log.warning("order write failed for us but applied", extra={"order_id": order_id})
+        return True
+    log.warning("order not written", extra={"order_id": order_id, "error": str(failure)})
+    await compensate(dapr, settings, order_id, refund=True)
+    return False
 
 
 async def _fail(
