@@ -10,12 +10,18 @@ from orderflow_devtools import docs
 
 REPO = Path(__file__).resolve().parents[2]
 LABS = sorted((REPO / "docs" / "labs").glob("[0-9][0-9]-*.md"))
-# Lab 2 edits it, and its reset puts the committed file back with git.
-EDITED_BY_LABS = "deploy/dapr/config.yaml"
+# Lab 2 edits the first, lab 3 removes and edits the second; their resets put the
+# committed files back with git.
+EDITED_BY_LABS = ("deploy/dapr/config.yaml", "deploy/dapr/resiliency.yaml")
 
 
 def test_there_are_labs() -> None:
-    assert [lab.name for lab in LABS][:2] == ["01-monitoring.md", "02-dapr-observability.md"]
+    assert [lab.name for lab in LABS][:3] == [
+        "01-monitoring.md",
+        "02-dapr-observability.md",
+        "03-resiliency.md",
+    ]
+    assert "05-load-and-chaos.md" in [lab.name for lab in LABS]
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda path: path.stem)
@@ -31,4 +37,4 @@ def test_every_command_block_is_a_named_step(lab: Path) -> None:
 def test_lab_runs_as_written(
     lab: Path, run_markdown: Callable[[Path, Sequence[str]], docs.Outcome]
 ) -> None:
-    run_markdown(lab, [EDITED_BY_LABS])
+    run_markdown(lab, EDITED_BY_LABS)

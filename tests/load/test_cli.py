@@ -30,7 +30,7 @@ def test_unknown_scenario_names_the_known_ones() -> None:
     assert run.returncode == 2
     assert run.stderr == (
         "orderflow-load: unknown scenario 'stedy'; "
-        "choose one of smoke, steady, step, spike, soak, chaos\n"
+        "choose one of smoke, steady, step, spike, soak, chaos, chaos-short\n"
     )
     assert run.stdout == ""
 

@@ -5,6 +5,9 @@
                                       graphing a metric, Locust's HTML report, a rendering of
                                       a dashboard, and the Jaeger UI on an order's trace when
                                       the Jaeger binary has its UI assets
+    orderflow-pictures dashboard NAME a rendering of dashboards/NAME.json alone, from a
+                                      running stack's last minutes (lab 5 draws the
+                                      resiliency dashboard beside a chaos run's report)
 
 Screenshots are taken by Debian's headless Chromium, installed with apt-get when it is
 missing. It may reach nothing but 127.0.0.1: every other host name resolves to nothing
@@ -93,12 +96,17 @@ class PictureError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="orderflow-pictures", description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["diagram", "screenshots"])
+    parser.add_argument("what", choices=["diagram", "screenshots", "dashboard"])
+    parser.add_argument(
+        "name", nargs="?", default=Path(DASHBOARD).stem, help="dashboard: dashboards/NAME.json"
+    )
     parser.add_argument("--out", type=Path, default=IMAGES, help="where the PNG files go")
     args = parser.parse_args(argv)
     try:
         if args.what == "diagram":
             diagram(Path("docs/architecture.dot"), args.out / "architecture.png", _note)
+        elif args.what == "dashboard":
+            dashboard(Path("dashboards") / f"{args.name}.json", args.out, _note)
         else:
             screenshots(args.out, _note)
     except (PictureError, ToolError) as error:
@@ -259,6 +267,23 @@ def _screenshot(chromium: Path, url: str, target: Path, work: Path, log: Log) ->
     shutil.copyfile(shot, target)
     _shrink(target)
     log(f"wrote {target} ({target.stat().st_size // 1024} KiB) from {url}")
+
+
+def dashboard(board: Path, out: Path, log: Log) -> Path:
+    """One dashboard's rendering, without the screenshots (and without Chromium)."""
+    if not board.is_file():
+        found = ", ".join(path.stem for path in sorted(board.parent.glob("*.json")))
+        raise PictureError(f"no dashboard {board}; choose one of {found}")
+    with httpx.Client(timeout=10.0) as http:
+        try:
+            http.get(f"{PROMETHEUS}/-/ready").raise_for_status()
+        except httpx.HTTPError as error:
+            raise PictureError(
+                f"prometheus does not answer at {PROMETHEUS} ({type(error).__name__}):"
+                " start the stack with `make up` first"
+            ) from error
+        out.mkdir(parents=True, exist_ok=True)
+        return render_dashboard(http, board, out, log)
 
 
 def render_dashboard(http: httpx.Client, board: Path, out: Path, log: Log) -> Path:

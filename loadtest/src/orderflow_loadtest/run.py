@@ -71,10 +71,12 @@ def prepare(scenario: str, host: str, inventory_host: str, out: Path, cpu: int |
         _fault_routes_open(host)
     out.mkdir(parents=True, exist_ok=True)
     prefix = out / scenario
+    # A module's name has no hyphen: chaos-short's locustfile is chaos_short.py.
+    locustfile = LOCUSTFILES / f"{scenario.replace('-', '_')}.py"
     return [
         sys.executable,
         *("-m", "locust"),
-        *("-f", str(LOCUSTFILES / f"{scenario}.py")),
+        *("-f", str(locustfile)),
         "--headless",
         "--only-summary",
         *("--host", host),
