@@ -22,8 +22,6 @@ pytestmark = pytest.mark.kubernetes
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 NAMESPACE = "orderflow"
-# The apps that others call load a Configuration with their accessControl policy.
-OWN_CONFIGURATION = {"inventory": "inventory", "payments": "payments"}
 
 
 def _kustomization(combination: str, scratch: Path, kustomize: Path) -> Path:
@@ -67,10 +65,6 @@ def test_every_combination_is_admitted_with_its_sidecars(
             assert daprd["image"] == "ghcr.io/dapr/daprd:1.18.2"
             args = daprd["args"]
             assert args[args.index("--app-id") + 1] == name
-            # mTLS from the control plane's daprsystem Configuration, and the app's own
-            # Configuration where it has one (deploy/dapr/access-control).
-            assert "--enable-mtls" in args
-            assert args[args.index("--config") + 1] == OWN_CONFIGURATION.get(name, "orderflow")
         else:
             assert "daprd" not in containers
     assert sum(running.values()) == sum(expected.values())
