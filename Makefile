@@ -11,6 +11,8 @@ UV_VERSION := 0.13.9
 UV_HOME := $(or $(ORDERFLOW_TOOLS_DIR),$(HOME)/.cache/orderflow/tools)/uv-$(UV_VERSION)
 UV := $(shell command -v uv 2>/dev/null || echo $(UV_HOME)/bin/uv)
 ORDERFLOW := $(UV) run --frozen orderflow
+# What the targets start finds uv too: the labs' `uv run` steps, skaffold's hooks.
+export PATH := $(dir $(UV)):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help uv sync tools up down wait fault fault-clear load bench status dashboards screenshots diagram cluster cluster-tools cluster-local cluster-local-down test lint format unit integration kubernetes clean

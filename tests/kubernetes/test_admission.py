@@ -224,6 +224,7 @@ def test_kubectl_apply_k_works_as_users_type_it(prod: LocalCluster) -> None:
     local = {
         (doc["kind"], doc["metadata"]["name"])
         for path in sorted((DEPLOY / "dapr").glob("*.yaml"))
+        + sorted((DEPLOY / "dapr/access-control").glob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
         if doc
     }

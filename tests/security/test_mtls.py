@@ -59,9 +59,9 @@ def call_local(port: int, credentials: grpc.ChannelCredentials | None) -> grpc.S
 def test_the_internal_grpc_port_refuses_a_plaintext_client(local_stack: LocalStack) -> None:
     for app_id in APPS:
         app = local_stack.apps[app_id]
-        # The public gRPC API, plaintext on loopback, answers the same client: daprd's
-        # gRPC proxy takes the unknown method and fails it (no dapr-app-id to send it to).
-        assert call_local(app.dapr_grpc_port, None) == grpc.StatusCode.UNKNOWN
+        # The public gRPC API, plaintext on loopback, answers the same client: it refuses
+        # a call without the Dapr API token, where the internal port does not even talk.
+        assert call_local(app.dapr_grpc_port, None) == grpc.StatusCode.UNAUTHENTICATED
         assert call_local(app.dapr_internal_grpc_port, None) == grpc.StatusCode.UNAVAILABLE
 
 
