@@ -64,7 +64,7 @@ def ensure(run_dir: Path, app_ids: Sequence[str]) -> Tokens:
     apps = {app_id: dict(saved.get("apps", {}).get(app_id, {})) for app_id in app_ids}
     for pair in apps.values():
         for name in (DAPR_API_TOKEN, APP_API_TOKEN):
-            pair.setdefault(name, secrets.token_urlsafe(TOKEN_BYTES))
+            pair.setdefault(name, _new())
     content = {"apps": apps, FAULT_TOKEN: saved.get(FAULT_TOKEN) or _new()}
     if content != saved:
         _write(file, content)
