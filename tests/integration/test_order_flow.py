@@ -10,12 +10,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
 from orderflow_devtools.client import Shop
 from orderflow_devtools.observe import eventually, metric
-from orderflow_devtools.stack import LocalStack
+from orderflow_devtools.stack import LOOPBACK, PROMETHEUS_PORT, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +104,18 @@ def test_slow_payments_fail_within_the_documented_bound(shop: Shop) -> None:
     assert shop.charge_attempts(slow.json()["detail"]["order_id"]) == 4
 
 
+def firing_alerts(name: str) -> list[dict[str, str]]:
+    """The labels of each alert ``name`` that the local Prometheus has firing.
+    https://prometheus.io/docs/prometheus/latest/querying/api/#alerts"""
+    response = httpx.get(f"http://{LOOPBACK}:{PROMETHEUS_PORT}/api/v1/alerts", timeout=10)
+    alerts = response.raise_for_status().json()["data"]["alerts"]
+    return [
+        alert["labels"]
+        for alert in alerts
+        if alert["labels"]["alertname"] == name and alert["state"] == "firing"
+    ]
+
+
 def test_the_breaker_opens_fails_fast_probes_and_closes(
     shop: Shop, local_stack: LocalStack
 ) -> None:
@@ -135,6 +148,20 @@ def test_the_breaker_opens_fails_fast_probes_and_closes(
     assert [shop.charge_attempts(order_id) for order_id in ids] == [4, 1, 0]
     assert fast < 2.0
     assert opened() - opened_before == 1
+    # The page that operators get (deploy/monitoring/rules/alerts.yml), in the stack's own
+    # Prometheus: it reads the transitions, so the refund's closed breaker hides nothing.
+    firing = eventually(
+        lambda: firing_alerts("CircuitBreakerOpen"), "CircuitBreakerOpen firing in Prometheus", 30
+    )
+    assert firing == [
+        {
+            "alertname": "CircuitBreakerOpen",
+            "app_id": "storefront",
+            "name": "orderflow",
+            "severity": "page",
+            "target": "app_payments",
+        }
+    ]
 
     shop.clear_faults("payments")
     time.sleep(10.5)

@@ -348,9 +348,11 @@ def resiliency() -> Dashboard:
         .with_panel(
             state_panel(
                 "Circuit breaker state",
-                "Each breaker's state as its sidecar last recorded it, on every call through it:"
-                " closed, half-open (one probe allowed) or open (calls fail fast)."
-                " CircuitBreakerOpen alerts when one opens.",
+                "Each target's breaker state as its sidecar last recorded it, on every call"
+                " through it: closed, half-open (one probe allowed) or open (calls fail fast)."
+                " One gauge per target, but a breaker per target and method: a closed"
+                " breaker called after an open one (a refund after a failed charge) shows"
+                " closed. CircuitBreakerOpen reads the transitions (the next panel) instead.",
                 (
                     "max by (app_id, target)"
                     f' (dapr_resiliency_cb_state{{{APP}, {cb}, status="half-open"}})'

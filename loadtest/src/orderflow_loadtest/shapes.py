@@ -272,8 +272,8 @@ class Chaos(ScenarioShape):
             6,
             faults={"payments": {"down": True}},
             gated=False,
-            expect="orders answer 503; dapr_resiliency_cb_state shows the breaker open "
-            "after 5 failures, then orders fail fast",
+            expect="orders answer 503; the breaker opens after 5 failures"
+            " (dapr_resiliency_activations_total, CircuitBreakerOpen fires), then orders fail fast",
         ),
         Phase(
             "payments recovering",
