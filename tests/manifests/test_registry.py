@@ -4,14 +4,18 @@ against it here, each mismatch one readable line. The Kubernetes objects are che
 against it in test_checks.py (names and ports), test_network_policies.py and
 test_tokens.py; skaffold.yaml in test_skaffold.py."""
 
+import copy
+import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from orderflow_devtools import runfile
+from orderflow_devtools.k8s.render import Manifest
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = runfile.load(REPO / "dapr.yaml")
@@ -94,6 +98,32 @@ def check_readme(readme: str) -> list[str]:
     return problems
 
 
+def check_fault_injection(objects: list[Manifest], chaos: bool) -> list[str]:
+    """With the chaos component every service has FAULTS_ENABLED and storefront's admin
+    API the registry's services; without it no service has either."""
+    problems = []
+    for obj in objects:
+        if obj["kind"] != "Deployment" or obj["metadata"]["name"] not in SERVICES:
+            continue
+        name = obj["metadata"]["name"]
+        env = {
+            var["name"]: var.get("value")
+            for var in obj["spec"]["template"]["spec"]["containers"][0].get("env", [])
+        }
+        enabled = env.get("FAULTS_ENABLED")
+        if chaos and enabled != "true":
+            problems.append(f"Deployment/{name}: FAULTS_ENABLED is {enabled}, not true")
+        if not chaos and enabled is not None:
+            problems.append(f"Deployment/{name}: FAULTS_ENABLED is set without the chaos component")
+        services = env.get("STOREFRONT_FAULT_SERVICES")
+        wanted = [app.app_id for app in APPS] if chaos and name == "storefront" else None
+        if (json.loads(services) if services is not None else None) != wanted:
+            problems.append(
+                f"Deployment/{name}: STOREFRONT_FAULT_SERVICES is {services}, wanted {wanted}"
+            )
+    return problems
+
+
 def _dapr_resources() -> list[dict[str, object]]:
     return [
         doc
@@ -152,3 +182,46 @@ def test_a_wrong_port_in_the_readme_is_named() -> None:
         "README.md ports table: payments has (8006, 3503, 3513, 9103),"
         " dapr.yaml (8003, 3503, 3513, 9103)",
     ]
+
+
+def test_fault_injection_is_on_with_the_chaos_component_only(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    problems = {
+        combination: check_fault_injection(objects, chaos="chaos" in combination)
+        for combination, objects in rendered.items()
+    }
+
+    assert problems == {combination: [] for combination in rendered}
+    assert {"base+chaos", "overlays/chaos", "overlays/prod"} <= set(rendered)
+
+
+@pytest.mark.parametrize("combination", ["overlays/chaos", "overlays/prod"])
+def test_a_wrong_fault_setting_is_named(
+    combination: str, rendered: dict[str, list[Manifest]]
+) -> None:
+    objects = copy.deepcopy(rendered[combination])
+    for obj in objects:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "payments":
+            env = obj["spec"]["template"]["spec"]["containers"][0]["env"]
+            env[:] = [var for var in env if var["name"] != "FAULTS_ENABLED"]
+            env.append({"name": "FAULTS_ENABLED", "value": "false"})
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "storefront":
+            env = obj["spec"]["template"]["spec"]["containers"][0]["env"]
+            env[:] = [var for var in env if var["name"] != "STOREFRONT_FAULT_SERVICES"]
+            env.append({"name": "STOREFRONT_FAULT_SERVICES", "value": '["payments"]'})
+
+    problems = check_fault_injection(objects, chaos=combination == "overlays/chaos")
+
+    wanted = "['storefront', 'inventory', 'payments', 'fulfillment', 'notifications']"
+    expected = {
+        "overlays/chaos": [
+            "Deployment/payments: FAULTS_ENABLED is false, not true",
+            f'Deployment/storefront: STOREFRONT_FAULT_SERVICES is ["payments"], wanted {wanted}',
+        ],
+        "overlays/prod": [
+            "Deployment/payments: FAULTS_ENABLED is set without the chaos component",
+            'Deployment/storefront: STOREFRONT_FAULT_SERVICES is ["payments"], wanted None',
+        ],
+    }
+    assert problems == expected[combination]
