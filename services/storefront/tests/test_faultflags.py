@@ -114,3 +114,15 @@ def test_bad_flags_are_refused_and_nothing_is_written(
 
     assert response.status_code == status
     assert sidecar.app_calls == []
+
+
+def test_an_unknown_service_without_the_token_is_refused_before_it_is_looked_up(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    response = client.put("/faults/billing", json={"error_rate": 30})
+
+    assert (response.status_code, response.json()) == (
+        403,
+        {"detail": "a valid X-Fault-Token header is needed"},
+    )
+    assert sidecar.app_calls == []
