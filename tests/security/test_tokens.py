@@ -30,11 +30,11 @@ from fastapi.routing import APIRoute
 from fulfillment import shipments
 from inventory import stock
 from notifications import events
-from orderflow_common import faults
+from orderflow_common import faultadmin, faults
 from orderflow_devtools.client import Shop
 from orderflow_devtools.stack import LocalStack
 from payments import charges
-from storefront import faultflags, orders, progress
+from storefront import orders, progress
 
 pytestmark = pytest.mark.integration
 
@@ -262,7 +262,7 @@ def test_what_is_open_answers_without_the_app_token(
 
     assert set(opened.values()) == {200}
     assert _routes([orders.router]) == STOREFRONT_PUBLIC
-    assert _routes([faultflags.router]) == FAULT_ADMIN
+    assert _routes([faultadmin.router]) == FAULT_ADMIN
     assert (placed.status_code, order.status_code) == (201, 200)
     # The fault admin API has its own token instead.
     assert (admin.status_code, admin.json()) == (

@@ -39,7 +39,7 @@ import httpx
 from matplotlib.figure import Figure
 from PIL import Image  # matplotlib's own dependency
 
-from orderflow_devtools import status
+from orderflow_devtools import runfile, status
 from orderflow_devtools.observe import eventually
 from orderflow_devtools.stack import JAEGER_QUERY_PORT, LOOPBACK, PROMETHEUS_PORT
 from orderflow_devtools.tools import ToolError, ensure_debian
@@ -57,7 +57,8 @@ DASHBOARD = "service-overview.json"
 NO_UI_ASSETS = "This is not the Jaeger UI you are looking for"
 # The pictures show the last minutes: a fresh stack has no longer history.
 WINDOW_MINUTES = 3
-SERVICES = {"storefront", "inventory", "payments", "fulfillment", "notifications"}
+# A trace to show crosses every service of the registry (dapr.yaml).
+SERVICES = set(runfile.app_ids())
 EXIT_FAILURE = 1
 # The SDK's and daprd's span batch delay (5 s), and a margin.
 SPAN_BATCH_SECONDS = 7.0

@@ -1,5 +1,9 @@
 """Read the Dapr multi-app run file (``dapr.yaml``) into typed app definitions.
 
+dapr.yaml is also the registry of services: the one file that names them and their
+ports. What cannot read it (the Kubernetes and Dapr YAML, pyproject.toml, the README) is
+checked against it by tests/manifests/test_registry.py.
+
 We read the subset of the format that orderflow uses; a field we do not know is an error,
 so that a typo cannot silently change what runs.
 https://docs.dapr.io/developing-applications/local-development/multi-app-dapr-run/multi-app-template/
@@ -10,6 +14,8 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+REGISTRY = Path(__file__).resolve().parents[3] / "dapr.yaml"
 
 
 class RunFileError(Exception):
@@ -173,3 +179,8 @@ def load(path: Path) -> list[App]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def app_ids(path: Path = REGISTRY) -> tuple[str, ...]:
+    """The services, in the registry's order."""
+    return tuple(app.app_id for app in load(path))

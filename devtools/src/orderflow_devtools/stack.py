@@ -42,6 +42,8 @@ JAEGER_QUERY_PORT = 16686
 JAEGER_QUERY_GRPC_PORT = 16685
 JAEGER_HEALTH_PORT = 13133
 LOOPBACK = "127.0.0.1"
+# storefront's setting (settings.py) for the services its fault admin API may set.
+FAULT_SERVICES = "STOREFRONT_FAULT_SERVICES"
 # The infrastructure processes, started (and healthy) before the apps that need them.
 INFRA = ("redis", "jaeger", "prometheus", "sentry")
 # The sidecars' namespace: part of each one's SPIFFE id (spiffe://public/ns/orderflow/<app
@@ -589,7 +591,7 @@ def local_processes(
                 cwd=app.directory,
                 ready=_http_ok(f"http://{LOOPBACK}:{app.app_port}{app.health_check_path}"),
                 ports={f"{app.app_id} app": app.app_port},
-                env={**app.app_env(), **_app_tokens(secrets, app.app_id)},
+                env={**app.app_env(), **_app_tokens(secrets, app.app_id, apps)},
             )
         )
         services.append(
@@ -616,12 +618,15 @@ def local_processes(
     return infra + services
 
 
-def _app_tokens(secrets: tokens.Tokens, app_id: str) -> dict[str, str]:
+def _app_tokens(secrets: tokens.Tokens, app_id: str, apps: Sequence[App]) -> dict[str, str]:
     """What an app is given of the stack's tokens (tokens.py): the pair it shares with its
     sidecar, and for storefront the fault admin token, without which it has no /faults
-    routes. Its sidecar gets the pair only."""
-    admin = {tokens.FAULT_TOKEN: secrets.fault} if app_id == "storefront" else {}
-    return {**secrets.pair(app_id), **admin}
+    routes, with the services those routes may set: the registry's (dapr.yaml). Its
+    sidecar gets the pair only."""
+    if app_id != "storefront":
+        return secrets.pair(app_id)
+    services = json.dumps([app.app_id for app in apps])
+    return {**secrets.pair(app_id), tokens.FAULT_TOKEN: secrets.fault, FAULT_SERVICES: services}
 
 
 @dataclass(frozen=True)

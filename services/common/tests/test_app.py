@@ -86,9 +86,8 @@ def test_the_openapi_documents_the_503_body(client: TestClient) -> None:
 def test_a_route_the_sidecar_calls_refuses_a_call_without_the_app_token(
     sidecar: FakeSidecar, headers: dict[str, str]
 ) -> None:
-    app = create_service_app(
-        "things", ServiceSettings(APP_PORT=8009, **TOKENS), [router], sidecar.transport()
-    )
+    settings = ServiceSettings(APP_PORT=8009, FAULTS_ENABLED=True, **TOKENS)
+    app = create_service_app("things", settings, [router], sidecar.transport())
     with TestClient(app, headers=headers) as client:
         refused = [
             client.get("/things/t-1"),
@@ -113,3 +112,23 @@ def test_an_open_router_answers_without_the_app_token(sidecar: FakeSidecar) -> N
     assert (response.status_code, response.json()) == (200, {"found": False})
     # The fake sidecar answers 401 to a call without the Dapr API token, as daprd does.
     assert [call.path for call in sidecar.app_calls] == ["/v1.0/state/statestore/t-1"]
+
+
+def test_fault_injection_is_off_unless_the_setting_turns_it_on(
+    sidecar: FakeSidecar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FAULTS_ENABLED", raising=False)
+    settings = ServiceSettings(APP_PORT=8009, **TOKENS)
+    app = create_service_app("things", settings, [router], sidecar.transport())
+    with TestClient(app, headers=SIDECAR_HEADERS) as client:
+        answers = [
+            client.get("/faults"),
+            client.post("/configuration/configstore/things.down", json={"id": "s", "items": {}}),
+        ]
+        paths = client.get("/openapi.json").json()["paths"]
+
+    assert settings.faults_enabled is False
+    assert [(r.status_code, r.json()) for r in answers] == [(404, {"detail": "Not Found"})] * 2
+    assert "/faults" not in paths
+    # No read of the flags, no subscription to them: no call to the sidecar at all.
+    assert [call.path for call in sidecar.calls] == []

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
+from orderflow_devtools import runfile
 from storefront.main import create_app
 from storefront.settings import StorefrontSettings
 
@@ -21,9 +22,15 @@ def sidecar() -> FakeSidecar:
     return fake
 
 
-def client_for(sidecar: FakeSidecar, token: str | None) -> TestClient:
+def client_for(sidecar: FakeSidecar, token: str | None, *, enabled: bool = True) -> TestClient:
     secret = SecretStr(token) if token is not None else None
-    settings = StorefrontSettings(APP_PORT=8001, **TOKENS, fault_token=secret)
+    settings = StorefrontSettings(
+        APP_PORT=8001,
+        FAULTS_ENABLED=enabled,
+        **TOKENS,
+        fault_token=secret,
+        fault_services=runfile.app_ids(),
+    )
     return TestClient(create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS)
 
 
@@ -79,6 +86,18 @@ def test_without_a_configured_token_the_routes_do_not_exist(sidecar: FakeSidecar
     assert sidecar.app_calls == []
 
 
+def test_without_fault_injection_the_routes_do_not_exist_even_with_a_token(
+    sidecar: FakeSidecar,
+) -> None:
+    with client_for(sidecar, "s3cret", enabled=False) as client:
+        response = client.put("/faults/payments", json={"error_rate": 30}, headers=TOKEN)
+        paths = client.get("/openapi.json").json()["paths"]
+
+    assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
+    assert [path for path in paths if path.startswith("/faults")] == []
+    assert sidecar.app_calls == []
+
+
 @pytest.mark.parametrize(
     ("service", "body", "status"),
     [
@@ -94,4 +113,16 @@ def test_bad_flags_are_refused_and_nothing_is_written(
     response = client.put(f"/faults/{service}", json=body, headers=TOKEN)
 
     assert response.status_code == status
+    assert sidecar.app_calls == []
+
+
+def test_an_unknown_service_without_the_token_is_refused_before_it_is_looked_up(
+    client: TestClient, sidecar: FakeSidecar
+) -> None:
+    response = client.put("/faults/billing", json={"error_rate": 30})
+
+    assert (response.status_code, response.json()) == (
+        403,
+        {"detail": "a valid X-Fault-Token header is needed"},
+    )
     assert sidecar.app_calls == []

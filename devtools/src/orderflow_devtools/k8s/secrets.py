@@ -19,8 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orderflow_devtools import runfile
+
 NAMESPACE = "orderflow"
-SERVICES = ("storefront", "inventory", "payments", "fulfillment", "notifications")
+# Every service of the registry (dapr.yaml) has its two Secrets.
+SERVICES = runfile.app_ids()
 FAULT_SECRET = "storefront-fault-token"  # noqa: S105 - a Secret's name
 TOKEN_BYTES = 32
 NAMESPACE_FILE = Path(__file__).resolve().parents[4] / "deploy" / "base" / "namespace.yaml"

@@ -70,19 +70,25 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with DaprClient(settings, transport=sidecar, telemetry=reporting) as dapr:
             app.state.dapr = dapr
-            # In the background: the sidecar waits for this app to be healthy first.
-            watcher = asyncio.create_task(faults.watch(dapr, app.state.faults))
-            watcher.add_done_callback(_log_failure)
+            watcher = None
+            if settings.faults_enabled:
+                # In the background: the sidecar waits for this app to be healthy first.
+                watcher = asyncio.create_task(faults.watch(dapr, app.state.faults))
+                watcher.add_done_callback(_log_failure)
             yield
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     app = FastAPI(title=name, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # It wraps the whole middleware stack, so a 413 or a 500 is traced and counted too.
     instrument(app, reporting)
     app.state.settings = settings
+    # Without fault injection the flags stay off (nothing updates them) and the routes
+    # that read and receive them do not exist.
     app.state.faults = faults.Faults(name)
-    app.include_router(faults.router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
+    if settings.faults_enabled:
+        app.include_router(faults.router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
 
     @app.exception_handler(DaprError)
     async def dapr_failed(_: Request, error: DaprError) -> JSONResponse:

@@ -1,9 +1,12 @@
 """Fault flags: failures a demo or a test switches on at runtime, without a restart.
 
-Each flag is a key ``<service>.<flag>`` in the Dapr configuration store (Redis). Every
-replica reads its service's flags at start and subscribes to changes, so one write reaches
-them all. Flags are written through the token-guarded ``PUT /faults/{service}`` route on
-storefront (``orderflow fault`` and Locust use it). See docs/faults.md for the catalogue.
+Opt-in: only an app with FAULTS_ENABLED (ServiceSettings.faults_enabled) watches its flags
+and has the routes below; elsewhere every flag stays off. Each flag is a key
+``<service>.<flag>`` in the Dapr configuration store (Redis), ``<service>`` the app's own
+name. Every replica reads its service's flags at start and subscribes to changes, so one
+write reaches them all. Flags are written through the token-guarded
+``PUT /faults/{service}`` route (orderflow_common.faultadmin, mounted on storefront;
+``orderflow fault`` and Locust use it). See docs/faults.md for the catalogue.
 https://docs.dapr.io/developing-applications/building-blocks/configuration/
 """
 
@@ -24,7 +27,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_STORE = "configstore"
 SIDECAR_WAIT_SECONDS = 60
-SERVICES = ("storefront", "inventory", "payments", "fulfillment", "notifications")
 
 
 class FaultFlags(BaseModel):

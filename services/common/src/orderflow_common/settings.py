@@ -34,6 +34,12 @@ class ServiceSettings(BaseSettings):
     # Larger request bodies get a 413: no API here needs more than a few KiB.
     max_body_bytes: PositiveInt = Field(default=64 * 1024, validation_alias="MAX_BODY_BYTES")
 
+    # Fault injection (orderflow_common.faults): the flags, their subscription and the
+    # /faults routes exist only where this is on: the local stack (dapr.yaml), the chaos
+    # overlay and the tests that need them. Off by default, so a new service and the prod
+    # overlay have none of it.
+    faults_enabled: bool = Field(default=False, validation_alias="FAULTS_ENABLED")
+
     @property
     def dapr_base_url(self) -> str:
         return f"http://{self.dapr_host}:{self.dapr_http_port}"

@@ -1,8 +1,9 @@
 import httpx
 from fastapi import FastAPI
 
+from orderflow_common import faultadmin
 from orderflow_common.app import create_service_app
-from storefront import compensation, faultflags, orders, progress, watch
+from storefront import compensation, orders, progress, watch
 from storefront.settings import StorefrontSettings
 
 NAME = "storefront"
@@ -11,10 +12,14 @@ NAME = "storefront"
 def create_app(
     settings: StorefrontSettings, sidecar: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
-    # The order API is the public edge; the fault admin API exists only where its own
-    # token is set (never in the prod overlay).
+    # The order API is the public edge; the fault admin API exists only where fault
+    # injection is on and its own token is set (never in the prod overlay).
     token = settings.fault_token
-    admin = [faultflags.admin_router(token)] if token is not None else []
+    admin = (
+        [faultadmin.admin_router(token, settings.fault_services)]
+        if settings.faults_enabled and token is not None
+        else []
+    )
     app = create_service_app(
         NAME,
         settings,

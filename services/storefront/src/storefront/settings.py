@@ -20,5 +20,9 @@ class StorefrontSettings(ServiceSettings):
     sidecar_spin_checks: int = Field(default=3, ge=1)
     # Below the sidecar's CPU limit on Kubernetes (500m), which caps a spin there.
     sidecar_busy_cores: float = Field(default=0.25, gt=0)
-    # Guards the fault-flag routes; when unset they are not mounted (fault injection is off).
+    # Guards the fault admin routes; without it, or without FAULTS_ENABLED, they are not
+    # mounted (orderflow_common.faultadmin).
     fault_token: SecretStr | None = None
+    # The services whose flags those routes set (a JSON list): the local stack and the
+    # chaos overlay pass the registry's (dapr.yaml).
+    fault_services: tuple[str, ...] = ()

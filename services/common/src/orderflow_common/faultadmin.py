@@ -1,11 +1,14 @@
 """The token-guarded routes that set and clear every service's fault flags: what
 ``orderflow fault`` and the Locust chaos scenario call. Values are written to the Dapr
 configuration store through the ``faultflags`` binding; each service's replicas pick
-them up through their configuration subscription."""
+them up through their configuration subscription. Part of the opt-in fault injection
+(orderflow_common.faults): an app mounts it only with FAULTS_ENABLED and its own token.
+It knows no service names: the app that mounts it passes those it may set (the local
+stack and the chaos overlay give storefront the registry's, dapr.yaml)."""
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, status
@@ -13,14 +16,7 @@ from pydantic import SecretStr
 
 from orderflow_common.app import DaprDep
 from orderflow_common.contracts import BODY_ERRORS, UNAVAILABLE, error
-from orderflow_common.faults import (
-    CONFIG_STORE,
-    FLAG_NAMES,
-    SERVICES,
-    FaultFlags,
-    config_key,
-    parse_flags,
-)
+from orderflow_common.faults import CONFIG_STORE, FLAG_NAMES, FaultFlags, config_key, parse_flags
 
 log = logging.getLogger(__name__)
 BINDING = "faultflags"
@@ -36,10 +32,22 @@ def _authorised_by(expected: SecretStr) -> Callable[[str | None], None]:
     return authorised
 
 
-def admin_router(token: SecretStr) -> APIRouter:
-    """The fault admin API, guarded by ``token``: storefront mounts it only where
-    STOREFRONT_FAULT_TOKEN is set, so without it the routes do not exist (404)."""
-    admin = APIRouter(dependencies=[Depends(_authorised_by(token))])
+def _known_from(services: Sequence[str]) -> Callable[[str], None]:
+    names = ", ".join(services)
+
+    def known(service: str) -> None:
+        if service not in services:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown service; one of: {names}")
+
+    return known
+
+
+def admin_router(token: SecretStr, services: Sequence[str]) -> APIRouter:
+    """The fault admin API for ``services``, guarded by ``token`` (checked first, so an
+    unknown name tells a caller without it nothing). storefront mounts it only where
+    FAULTS_ENABLED and STOREFRONT_FAULT_TOKEN are set: otherwise the routes do not exist
+    (404)."""
+    admin = APIRouter(dependencies=[Depends(_authorised_by(token)), Depends(_known_from(services))])
     admin.include_router(router)
     return admin
 
@@ -55,25 +63,14 @@ router = APIRouter(
 )
 
 
-def _known(service: str) -> str:
-    if service not in SERVICES:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"unknown service; one of: {', '.join(SERVICES)}"
-        )
-    return service
-
-
-ServiceDep = Annotated[str, Depends(_known)]
-
-
 @router.get("/{service}")
-async def get_flags(service: ServiceDep, dapr: DaprDep) -> FaultFlags:
+async def get_flags(service: str, dapr: DaprDep) -> FaultFlags:
     keys = [config_key(service, flag) for flag in FLAG_NAMES]
     return parse_flags(service, await dapr.get_configuration(CONFIG_STORE, keys))
 
 
 @router.put("/{service}", responses=BODY_ERRORS)
-async def set_flags(service: ServiceDep, flags: FaultFlags, dapr: DaprDep) -> FaultFlags:
+async def set_flags(service: str, flags: FaultFlags, dapr: DaprDep) -> FaultFlags:
     """Replace the service's flags: a flag left out goes back to its default (off)."""
     defaults = FaultFlags()
     for flag in FLAG_NAMES:
@@ -89,5 +86,5 @@ async def set_flags(service: ServiceDep, flags: FaultFlags, dapr: DaprDep) -> Fa
 
 
 @router.delete("/{service}")
-async def clear_flags(service: ServiceDep, dapr: DaprDep) -> FaultFlags:
+async def clear_flags(service: str, dapr: DaprDep) -> FaultFlags:
     return await set_flags(service, FaultFlags(), dapr)
