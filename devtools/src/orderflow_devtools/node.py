@@ -646,10 +646,12 @@ class Images:
         if self._exists(image):
             return image
         uv = shutil.which("uv")
-        found = subprocess.run(
-            [uv or "uv", "--version"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        if uv is None or found[1:2] != [version]:
+        reported = (
+            subprocess.run([uv, "--version"], capture_output=True, text=True, check=False).stdout
+            if uv
+            else ""
+        )
+        if uv is None or reported.split()[1:2] != [version]:
             raise ClusterError(f"uv {version} (services/Dockerfile) is not the uv on PATH")
         binaries = {name: (Path(uv).parent / name).read_bytes() for name in ("uv", "uvx")}
         archive = self.cache / "uv.oci.tar"

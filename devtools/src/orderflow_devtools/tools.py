@@ -747,6 +747,9 @@ def write_oci_archive(
             "os": "linux",
             "config": image_config,
             "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
+            # One entry per layer: buildah refuses a base image whose history and layers
+            # do not match.
+            "history": [{"created_by": "orderflow_devtools.tools.write_oci_archive"}],
         }
     ).encode()
     manifest = json.dumps(
