@@ -153,9 +153,12 @@ def _storefront_pod(image: str) -> dict[str, Any]:
 @pytest.mark.usefixtures("node_cluster")
 def test_the_namespace_routes_only_to_its_own_ranges() -> None:
     main = [r for r in routes() if r.get("table", "main") == "main"]
+    ipv4 = sorted(r["dst"] for r in main if ":" not in r["dst"])
 
-    assert sorted(r["dst"] for r in main) == sorted(["10.213.0.0/30", POD_CIDR, SERVICE_RANGE])
-    assert all(r.get("type", "unicast") == "unicast" and "gateway" not in r for r in main)
+    assert ipv4 == sorted(["10.213.0.0/30", POD_CIDR, SERVICE_RANGE])
+    # IPv6: the links' own link-local range, nothing else (no address, no default).
+    assert {r["dst"] for r in main if ":" in r["dst"]} == {"fe80::/64"}
+    assert all("gateway" not in r for r in main)
     # Every other table is the kernel's local one: the namespace's own addresses.
     assert {r["table"] for r in routes()} - {"main"} == {"local"}
 

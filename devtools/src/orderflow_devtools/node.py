@@ -55,10 +55,9 @@ from orderflow_devtools.tools import (
 
 CONTEXT = "orderflow-node"
 NETNS = "orderflow-node"
-# The node's veth pair, both ends inside the namespace: nothing of it is in the machine's
-# own network. Documentation-free private ranges that nothing here routes.
+# The node's veth pair, both ends inside the namespace (the node IP on eth0, the peer
+# unaddressed): nothing of it is in the machine's own network.
 NODE_IP = "10.213.0.2"
-PEER_IP = "10.213.0.1"
 POD_CIDR = "10.244.0.0/24"
 POD_RANGE = "10.244.0.0/16"
 SERVICE_RANGE = "10.96.0.0/16"
@@ -147,7 +146,6 @@ def create_network() -> None:
         ("link", "set", "lo", "up"),
         ("link", "add", "eth0", "type", "veth", "peer", "name", "peer0"),
         ("addr", "add", f"{NODE_IP}/30", "dev", "eth0"),
-        ("addr", "add", f"{PEER_IP}/30", "dev", "peer0"),
         ("link", "set", "eth0", "up"),
         ("link", "set", "peer0", "up"),
         ("route", "add", SERVICE_RANGE, "dev", "eth0"),
