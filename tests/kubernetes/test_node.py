@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
+from orderflow_devtools import tokens
 from orderflow_devtools.cluster import NODE
 from orderflow_devtools.node import (
     KERNEL_TUNABLES,
@@ -100,7 +101,8 @@ def test_a_service_image_built_with_buildah_runs_ready_in_a_pod(
     image = f"{REGISTRY}/orderflow/storefront:test"
     images.push(images.build("storefront"), image)
     node_cluster.kubectl("create", "namespace", NAMESPACE)
-    node_cluster.apply([_storefront_pod(image)])
+    pair = tokens.ensure(node_cluster.run_dir, ["storefront"]).pair("storefront")
+    node_cluster.apply([_tokens_secret(pair), _storefront_pod(image)])
 
     node_cluster.kubectl(
         "wait", "--for=condition=Ready", "pod/storefront", f"--namespace={NAMESPACE}",
@@ -119,6 +121,16 @@ def test_a_service_image_built_with_buildah_runs_ready_in_a_pod(
     )
 
 
+def _tokens_secret(pair: dict[str, str]) -> dict[str, Any]:
+    """The two tokens storefront requires at start, as the manifests give them."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "storefront-tokens", "namespace": NAMESPACE},
+        "stringData": pair,
+    }
+
+
 def _storefront_pod(image: str) -> dict[str, Any]:
     """storefront alone (no sidecar): its /healthz answers without Dapr."""
     return {
@@ -134,6 +146,7 @@ def _storefront_pod(image: str) -> dict[str, Any]:
                         {"name": "APP_HOST", "value": "0.0.0.0"},
                         {"name": "APP_PORT", "value": "8001"},
                     ],
+                    "envFrom": [{"secretRef": {"name": "storefront-tokens"}}],
                     "ports": [{"name": "http", "containerPort": 8001}],
                     "readinessProbe": {
                         "httpGet": {"path": "/healthz", "port": "http"},

@@ -214,6 +214,7 @@ class NodeCluster(LocalCluster):
         self.stack.start(["kube-controller-manager", "kube-scheduler"], timeout=remaining())
         self.stack.start(["containerd"], timeout=remaining())
         self._push(f"oci-archive:{self.node_tools.pause_image}", PAUSE_IMAGE)
+        _make_cgroups()
         self.stack.start(["kubelet", "kube-proxy"], timeout=remaining())
         self._wait_for(f"the node {NODE} Ready", self._node_ready, deadline)
 
@@ -519,9 +520,30 @@ def _sysctl(name: str) -> str:
     return Path("/proc/sys", name).read_text().strip()
 
 
+def _make_cgroups() -> None:
+    """kubelet wants its cgroupRoot to exist in every hierarchy; a new cpuset starts with
+    no CPUs or memory nodes, so it gets its parent's."""
+    for hierarchy in _hierarchies():
+        top = hierarchy / CGROUP_ROOT
+        top.mkdir(exist_ok=True)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if (hierarchy / name).exists() and not (top / name).read_text().strip():
+                (top / name).write_text((hierarchy / name).read_text())
+
+
+def _hierarchies() -> list[Path]:
+    """The cgroup hierarchies mounted under /sys/fs/cgroup (v1 and v2 alike)."""
+    return [
+        Path(line.split()[4])
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if line.split(" - ", 1)[1].startswith(("cgroup ", "cgroup2 "))
+        and line.split()[4].startswith("/sys/fs/cgroup/")
+    ]
+
+
 def _remove_cgroups() -> None:
     """The cgroups kubelet made under CGROUP_ROOT in each hierarchy, deepest first."""
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+    for hierarchy in _hierarchies():
         top = hierarchy / CGROUP_ROOT
         if not top.is_dir():
             continue
