@@ -111,10 +111,10 @@ unit: sync ## the fast tests only (Dapr faked at the adapter)
 integration: tools ## the tests against the real daprd, Redis, Prometheus and Jaeger
 	$(UV) run --frozen pytest -m integration
 
-kubernetes: cluster-tools ## the tests against the local Kubernetes control plane (tests/kubernetes)
+kubernetes: node-tools ## the tests against the local Kubernetes control plane and the real node (tests/kubernetes)
 	$(UV) run --frozen pytest -m kubernetes
 
-test: tools cluster-tools lint ## everything CI runs: lint, types, unit, integration and Kubernetes tests
+test: tools node-tools lint ## everything CI runs: lint, types, unit, integration and Kubernetes tests
 	$(UV) run --frozen pytest
 
 clean: ## remove the local stack's data and the caches in the tree
