@@ -193,6 +193,7 @@ def test_stopping_leaves_nothing_behind(node_cluster: NodeCluster, before: Machi
     assert [pid for pid in [*pids, *shims] if psutil.pid_exists(pid)] == []
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(node_cluster.run_dir) not in mounts
+    assert str(Images(REPO, node_cluster.node_tools, print).cache) not in mounts
     assert {name: Path("/proc/sys", name).read_text() for name in KERNEL_TUNABLES} == (
         before.tunables
     )

@@ -586,34 +586,39 @@ class Images:
         name = f"localhost/orderflow/{service}:{target}"
         started = time.monotonic()
         self.log(f"building {name} with buildah (services/Dockerfile, target {target})")
-        self._buildah(
-            "build",
-            "--layers",
-            "--pull=never",
-            "--runtime",
-            str(self.tools.binaries["runc"]),
-            "--cgroup-manager",
-            "cgroupfs",
-            # The steps that install from PyPI run in the machine's network, as a docker
-            # build does; with buildah's default they would get a network of its own
-            # (and NAT rules in the machine's iptables).
-            "--network",
-            "host",
-            f"--volume={HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro",
-            "--build-arg",
-            f"SERVICE={service}",
-            "--build-arg",
-            f"PYTHON_IMAGE={PYTHON_BASE}",
-            "--build-arg",
-            f"UV_IMAGE={uv_image}",
-            "--target",
-            target,
-            "--file",
-            str(self.repo / "services/Dockerfile"),
-            "--tag",
-            name,
-            str(self.repo),
-        )
+        try:
+            self._buildah(
+                "build",
+                "--layers",
+                "--pull=never",
+                "--runtime",
+                str(self.tools.binaries["runc"]),
+                "--cgroup-manager",
+                "cgroupfs",
+                # The steps that install from PyPI run in the machine's network, as a docker
+                # build does; with buildah's default they would get a network of its own
+                # (and NAT rules in the machine's iptables).
+                "--network",
+                "host",
+                f"--volume={HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro",
+                "--build-arg",
+                f"SERVICE={service}",
+                "--build-arg",
+                f"PYTHON_IMAGE={PYTHON_BASE}",
+                "--build-arg",
+                f"UV_IMAGE={uv_image}",
+                "--target",
+                target,
+                "--file",
+                str(self.repo / "services/Dockerfile"),
+                "--tag",
+                name,
+                str(self.repo),
+            )
+        finally:
+            # buildah 1.28 leaves a mounted working container behind for each `COPY
+            # --from` of an image (here uv's): the store is ours alone, so all go.
+            self._buildah("rm", "--all")
         self.log(f"  {name}: built in {time.monotonic() - started:.0f}s")
         return name
 
