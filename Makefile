@@ -15,7 +15,7 @@ ORDERFLOW := $(UV) run --frozen orderflow
 export PATH := $(dir $(UV)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help uv sync tools up down wait fault fault-clear load bench status dashboards screenshots diagram cluster cluster-tools cluster-local cluster-local-down test lint format unit integration kubernetes clean
+.PHONY: help uv sync tools up down wait fault fault-clear load bench status dashboards screenshots diagram cluster cluster-down node-tools cluster-tools cluster-local cluster-local-down test lint format unit integration kubernetes clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,8 +65,27 @@ screenshots: sync ## docs/images from a running stack (`make up`): Prometheus, L
 diagram: sync ## docs/images/architecture.png from its source, docs/architecture.dot (Graphviz)
 	@$(UV) run --frozen orderflow-pictures diagram
 
-cluster: ## create the local kind cluster for `skaffold dev` (needs Docker; docs/kubernetes.md)
+# With Docker: kind. Without (Linux, as root): a node of real containers in a network
+# namespace of its own, until Ctrl-C (docs/kubernetes.md).
+HAVE_DOCKER := $(shell command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
+
+cluster: ## the local cluster for `skaffold dev`: kind with Docker, else a real node here (docs/kubernetes.md)
+ifeq ($(HAVE_DOCKER),yes)
 	kind create cluster --config deploy/kind/cluster.yaml
+else
+	@$(MAKE) --no-print-directory node-tools
+	@$(ORDERFLOW) cluster node
+endif
+
+cluster-down: sync ## stop the cluster of `make cluster` (kind: delete it)
+ifeq ($(HAVE_DOCKER),yes)
+	kind delete cluster --name orderflow
+else
+	@$(ORDERFLOW) cluster node-down
+endif
+
+node-tools: cluster-tools ## provision the real node: kubelet, kube-proxy (Go builds), Debian's containerd, runc, buildah... (root)
+	@$(ORDERFLOW) cluster node-tools
 
 cluster-tools: sync ## provision the local Kubernetes control plane (11-16 min the first time, then cached)
 	@$(ORDERFLOW) cluster tools
@@ -92,10 +111,10 @@ unit: sync ## the fast tests only (Dapr faked at the adapter)
 integration: tools ## the tests against the real daprd, Redis, Prometheus and Jaeger
 	$(UV) run --frozen pytest -m integration
 
-kubernetes: cluster-tools ## the tests against the local Kubernetes control plane (tests/kubernetes)
+kubernetes: node-tools ## the tests against the local Kubernetes control plane and the real node (tests/kubernetes)
 	$(UV) run --frozen pytest -m kubernetes
 
-test: tools cluster-tools lint ## everything CI runs: lint, types, unit, integration and Kubernetes tests
+test: tools node-tools lint ## everything CI runs: lint, types, unit, integration and Kubernetes tests
 	$(UV) run --frozen pytest
 
 clean: ## remove the local stack's data and the caches in the tree

@@ -14,6 +14,9 @@
     orderflow cluster tools               provision the local Kubernetes control plane
     orderflow cluster up                  run it until Ctrl-C or SIGTERM (docs/kubernetes.md)
     orderflow cluster down                stop a control plane that `cluster up` runs elsewhere
+    orderflow cluster node-tools          provision it: kubelet, kube-proxy, Debian's containerd...
+    orderflow cluster node                a one-node cluster with real containers (Linux, root)
+    orderflow cluster node-down           stop the cluster that `cluster node` runs elsewhere
     orderflow cluster secrets             make the services' token Secrets in the current cluster
 
 Every failure ends with a one-line cause on stderr and a non-zero exit.
@@ -24,6 +27,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -34,7 +38,7 @@ from typing import Protocol
 
 import httpx
 
-from orderflow_devtools import bench, cluster, resources, runfile, status, tokens
+from orderflow_devtools import bench, cluster, node, resources, runfile, status, tokens
 from orderflow_devtools.k8s import secrets as k8s_secrets
 from orderflow_devtools.stack import (
     JAEGER_QUERY_PORT,
@@ -44,12 +48,19 @@ from orderflow_devtools.stack import (
     Stack,
     StackError,
 )
-from orderflow_devtools.tools import ToolError, Tools, ensure_all, ensure_cluster_tools
+from orderflow_devtools.tools import (
+    ToolError,
+    Tools,
+    ensure_all,
+    ensure_cluster_tools,
+    ensure_node_tools,
+)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 PID_FILE = "orderflow.pid"
 CLUSTER_RUN_DIR = Path(".run/cluster")
+NODE_RUN_DIR = Path(".run/node")
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
@@ -100,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     cluster_command = commands.add_parser(
         "cluster", help="the local Kubernetes control plane (docs/kubernetes.md)"
     )
-    cluster_command.add_argument("action", choices=["tools", "up", "down", "secrets"])
+    cluster_command.add_argument(
+        "action", choices=["tools", "up", "down", "node-tools", "node", "node-down", "secrets"]
+    )
     cluster_command.add_argument(
         "--context",
         default=os.environ.get("SKAFFOLD_KUBE_CONTEXT"),
@@ -299,6 +312,8 @@ def _cluster_secrets(context: str | None) -> int:
 
 
 def _cluster(action: str, run_dir: Path, timeout: float) -> int:
+    if action.startswith("node"):
+        return _node_cluster(action, timeout)
     if action == "down":
         return _down(run_dir / PID_FILE)
     tools = ensure_cluster_tools(_note)
@@ -318,6 +333,31 @@ def _cluster(action: str, run_dir: Path, timeout: float) -> int:
             _note(cluster.SIMULATED)
 
         return _serve(local, run_dir / PID_FILE, timeout, announce)
+
+
+def _node_cluster(action: str, timeout: float) -> int:
+    """`make cluster` without Docker: orderflow_devtools.node, in .run/node."""
+    if action == "node-down":
+        return _down(NODE_RUN_DIR / PID_FILE)
+    tools = ensure_cluster_tools(_note)
+    node_tools = ensure_node_tools(_note)
+    if action == "node-tools":
+        for name, path in [*vars(node_tools).items(), *node_tools.binaries.items()]:
+            if name != "binaries":
+                print(f"{name:<24} {path}")
+        return 0
+    run_dir = NODE_RUN_DIR.resolve()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    with (run_dir / "cluster.log").open("w") as log:
+        served = node.NodeCluster(tools, node_tools, run_dir, log)
+
+        def announce() -> None:
+            _note(f"logs in {run_dir / 'cluster.log'}; to use it:")
+            print(f"export KUBECONFIG={served.kubeconfig}")
+            _note(f"images: push to {node.REGISTRY} from inside the namespace {node.NETNS}")
+
+        return _serve(served, run_dir / PID_FILE, max(timeout, 300.0), announce)
 
 
 class _Served(Protocol):

@@ -117,7 +117,7 @@ class Pki:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._ca("ca", "orderflow-local-ca")
         self._ca("front-proxy-ca", "orderflow-local-front-proxy-ca")
-        self._signed(
+        self.sign(
             "serving",
             "ca",
             "/CN=localhost",
@@ -127,10 +127,10 @@ class Pki:
             "DNS:metrics-server.kube-system.svc\n"
             "extendedKeyUsage=serverAuth",
         )
-        self._signed(
+        self.sign(
             "admin", "ca", "/O=system:masters/CN=orderflow-admin", "extendedKeyUsage=clientAuth"
         )
-        self._signed(
+        self.sign(
             "front-proxy-client",
             "front-proxy-ca",
             "/CN=front-proxy-client",
@@ -158,7 +158,7 @@ class Pki:
             str(self.path(f"{name}.crt")),
         )
 
-    def _signed(self, name: str, ca: str, subject: str, extensions: str) -> None:
+    def sign(self, name: str, ca: str, subject: str, extensions: str) -> None:
         key, csr = self.path(f"{name}.key"), self.path(f"{name}.csr")
         _openssl(
             "req",
@@ -206,6 +206,10 @@ class LocalCluster:
     """The control plane of one run directory: ``start`` provisions nothing (pass the
     built tools), makes the certificates, starts every process in order and waits for
     each; ``stop`` ends them all and keeps the logs."""
+
+    # The kubeconfig's context name, by which skaffold picks its profile, and server.
+    context = CONTEXT
+    api_server = API_SERVER
 
     def __init__(self, tools: ClusterTools, run_dir: Path, out: IO[str]) -> None:
         self.tools = tools
@@ -537,9 +541,9 @@ class LocalCluster:
                     "kind": "Config",
                     "clusters": [
                         {
-                            "name": CONTEXT,
+                            "name": self.context,
                             "cluster": {
-                                "server": API_SERVER,
+                                "server": self.api_server,
                                 "certificate-authority": str(self.pki.path("ca.crt")),
                             },
                         }
@@ -555,11 +559,11 @@ class LocalCluster:
                     ],
                     "contexts": [
                         {
-                            "name": CONTEXT,
-                            "context": {"cluster": CONTEXT, "user": "orderflow-admin"},
+                            "name": self.context,
+                            "context": {"cluster": self.context, "user": "orderflow-admin"},
                         }
                     ],
-                    "current-context": CONTEXT,
+                    "current-context": self.context,
                 }
             )
         )

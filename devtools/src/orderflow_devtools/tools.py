@@ -10,6 +10,7 @@ the error names the tool, says why, and how to install it by hand.
 """
 
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -442,8 +443,6 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
     first time, under the cache lock)."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    version = f"-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION}"
-    major, minor, _ = KUBERNETES_VERSION.split(".")
     kubernetes = root / f"kubernetes-{KUBERNETES_VERSION}-helm-{HELM_VERSION}-etcd-{ETCD_VERSION}"
     simulation = root / f"kwok-{KWOK_VERSION}-metrics-server-{METRICS_SERVER_VERSION}"
     dapr = root / f"dapr-control-plane-{DAPR_VERSION}"
@@ -471,8 +470,7 @@ def ensure_cluster_tools(log: Log) -> ClusterTools:
                     f"go.etcd.io/etcd/server/v3 v{ETCD_VERSION}",
                 ],
                 replaces=staging_replaces,
-                ldflags=f"{version} -X k8s.io/component-base/version.gitMajor={major}"
-                f" -X k8s.io/component-base/version.gitMinor={minor}"
+                ldflags=f"{_kubernetes_version_ldflags()}"
                 f" -X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION}",
             ),
         )
@@ -556,3 +554,244 @@ def staging_replaces(go_mod: str) -> list[str]:
             r"^\s*(k8s\.io/[\w.-]+) => \./staging/src/\1\s*$", go_mod, re.MULTILINE
         )
     ]
+
+
+# --- a real node (`make cluster` without Docker; orderflow_devtools.node) -----------------
+# kubelet and kube-proxy come from the same Kubernetes module as the control plane, built in
+# the same wrapper (one `go build`, cached by version); the container runtime, image tools
+# and CNI plugins are Debian's packages (installed as root with apt-get); the pause image is
+# compiled from the Kubernetes module's own build/pause source with gcc.
+# https://kubernetes.io/docs/setup/production-environment/container-runtimes/
+# The tag Kubernetes 1.34 itself uses for its sandbox image (cmd/kubeadm constants).
+PAUSE_VERSION = "3.10.1"
+# binary => the Debian 12 package that ships it.
+NODE_PACKAGES = {
+    "containerd": "containerd",
+    "containerd-shim-runc-v2": "containerd",
+    "ctr": "containerd",
+    "runc": "runc",
+    "buildah": "buildah",
+    "skopeo": "skopeo",
+    "mmdebstrap": "mmdebstrap",
+    "docker-registry": "docker-registry",
+    "iptables": "iptables",
+    "conntrack": "conntrack",
+    "gcc": "gcc",
+    "strip": "binutils",
+    # Carries the API server's port out of the node's network namespace.
+    "socat": "socat",
+}
+# Debian's containernetworking-plugins puts the CNI plugins here.
+DEBIAN_CNI_DIR = Path("/usr/lib/cni")
+
+
+@dataclass(frozen=True)
+class NodeTools:
+    kubelet: Path
+    kube_proxy: Path
+    # An OCI image archive (oci-archive:) of the pause container.
+    pause_image: Path
+    binaries: Mapping[str, Path]
+    cni_dir: Path
+
+
+def ensure_node_tools(log: Log) -> NodeTools:
+    """kubelet and kube-proxy (built, cached), the Debian packages a node needs, and the
+    pause image (built, cached)."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    cni_bridge = str(DEBIAN_CNI_DIR / "bridge")
+    binaries = ensure_debian_packages(
+        {**NODE_PACKAGES, cni_bridge: "containernetworking-plugins"}, log
+    )
+    node = root / f"kubernetes-node-{KUBERNETES_VERSION}"
+    pause = root / f"pause-{PAUSE_VERSION}" / "pause.oci.tar"
+    with _exclusive(root / ".lock"):
+        _ensure_bundle(
+            node,
+            lambda output: go_build(
+                "k8s.io/kubernetes",
+                KUBERNETES_VERSION,
+                {
+                    "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+                    "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+                },
+                output,
+                log=log,
+                replaces=staging_replaces,
+                ldflags=_kubernetes_version_ldflags(),
+            ),
+        )
+        if not pause.exists():
+            _build_pause_image(pause, binaries, log)
+    return NodeTools(
+        kubelet=node / "kubelet",
+        kube_proxy=node / "kube-proxy",
+        pause_image=pause,
+        binaries=binaries,
+        cni_dir=binaries[cni_bridge].parent,
+    )
+
+
+def _kubernetes_version_ldflags() -> str:
+    major, minor, _ = KUBERNETES_VERSION.split(".")
+    return (
+        f"-X k8s.io/component-base/version.gitVersion=v{KUBERNETES_VERSION}"
+        f" -X k8s.io/component-base/version.gitMajor={major}"
+        f" -X k8s.io/component-base/version.gitMinor={minor}"
+    )
+
+
+def ensure_debian_packages(wanted: Mapping[str, str], log: Log) -> dict[str, Path]:
+    """``{binary: package}``: each binary found on PATH (or at its path, if absolute), the missing
+    ones' packages installed in one apt-get run, with services kept from starting (Debian's
+    docker-registry package would start a registry on every interface): a policy-rc.d that
+    refuses them, as Debian's container images ship. https://manpages.debian.org/bookworm/
+    init-system-helpers/invoke-rc.d.8.en.html"""
+
+    def find(binary: str) -> Path | None:
+        if binary.startswith("/"):
+            return Path(binary) if Path(binary).exists() else None
+        found = shutil.which(binary)
+        return Path(found) if found else None
+
+    missing = sorted({package for binary, package in wanted.items() if find(binary) is None})
+    if missing:
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            raise ToolError(
+                f"{', '.join(missing)}: not installed, and they can be installed here only as"
+                " root with apt-get (Debian 12); elsewhere use kind with Docker"
+                " (docs/kubernetes.md)"
+            )
+        log(f"installing the Debian packages {' '.join(missing)}")
+        policy = Path("/usr/sbin/policy-rc.d")
+        ours = not policy.exists()
+        if ours:
+            policy.write_text("#!/bin/sh\n# services are not started on install\nexit 101\n")
+            policy.chmod(0o755)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        try:
+            for command in (
+                ["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+            ):
+                result = subprocess.run(
+                    command, capture_output=True, text=True, env=env, check=False
+                )
+                if result.returncode != 0:
+                    raise ToolError(f"`{' '.join(command)}` failed: {_last_line(result.stderr)}")
+        finally:
+            if ours:
+                policy.unlink()
+    found = {binary: find(binary) for binary in wanted}
+    absent = [binary for binary, path in found.items() if path is None]
+    if absent:
+        raise ToolError(f"{', '.join(absent)}: still not found after installing their packages")
+    return {binary: path for binary, path in found.items() if path is not None}
+
+
+def _build_pause_image(archive: Path, binaries: Mapping[str, Path], log: Log) -> None:
+    """The sandbox ("pause") container every pod starts with: Kubernetes' build/pause C
+    program, compiled static, in a one-layer OCI image archive written here (no image tool
+    needed). https://github.com/opencontainers/image-spec/blob/main/image-layout.md"""
+    log(f"building the pause image {PAUSE_VERSION} from k8s.io/kubernetes build/pause (gcc)")
+    source = go_module_dir("k8s.io/kubernetes", f"{KUBERNETES_VERSION}") / "build/pause/linux"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="orderflow-pause-") as work:
+        binary = Path(work) / "pause"
+        _run(
+            [
+                *(str(binaries["gcc"]), "-Os", "-Wall", "-Werror", "-static"),
+                *(f"-DVERSION=v{PAUSE_VERSION}", "-o", str(binary), str(source / "pause.c")),
+            ],
+            cwd=None,
+        )
+        _run([str(binaries["strip"]), str(binary)], cwd=None)
+        write_oci_archive(
+            archive,
+            files_layer({"pause": binary.read_bytes()}),
+            ref=PAUSE_VERSION,
+            entrypoint=["/pause"],
+            user="65535:65535",
+        )
+
+
+def files_layer(files: Mapping[str, bytes]) -> bytes:
+    """An image layer (an uncompressed tar) of executables at the root."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as layer:
+        for name, content in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o755
+            layer.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def write_oci_archive(
+    archive: Path,
+    layer: bytes,
+    *,
+    ref: str,
+    entrypoint: Sequence[str] = (),
+    env: Sequence[str] = (),
+    user: str = "",
+) -> None:
+    """A one-layer linux image, as an OCI image layout in a tar archive: the form that
+    skopeo's oci-archive: transport reads. https://github.com/opencontainers/image-spec"""
+    image_config: dict[str, object] = {"Entrypoint": list(entrypoint) or None, "Env": list(env)}
+    if user:
+        image_config["User"] = user
+    config = json.dumps(
+        {
+            "architecture": _goarch(),
+            "os": "linux",
+            "config": image_config,
+            "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
+            # One entry per layer: buildah refuses a base image whose history and layers
+            # do not match.
+            "history": [{"created_by": "orderflow_devtools.tools.write_oci_archive"}],
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": _descriptor("application/vnd.oci.image.config.v1+json", config),
+            "layers": [_descriptor("application/vnd.oci.image.layer.v1.tar", layer)],
+        }
+    ).encode()
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                **_descriptor("application/vnd.oci.image.manifest.v1+json", manifest),
+                "annotations": {"org.opencontainers.image.ref.name": ref},
+            }
+        ],
+    }
+    entries = {
+        "oci-layout": json.dumps({"imageLayoutVersion": "1.0.0"}).encode(),
+        "index.json": json.dumps(index).encode(),
+        **{f"blobs/sha256/{_digest(blob)[7:]}": blob for blob in (layer, config, manifest)},
+    }
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_suffix(".partial")
+    with tarfile.open(partial, mode="w") as out:
+        for name, content in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o644
+            out.addfile(info, io.BytesIO(content))
+    partial.replace(archive)
+
+
+def _digest(blob: bytes) -> str:
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _descriptor(media_type: str, blob: bytes) -> dict[str, object]:
+    return {"mediaType": media_type, "digest": _digest(blob), "size": len(blob)}
+
+
+def _goarch() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
