@@ -24,7 +24,7 @@ def sidecar() -> FakeSidecar:
 def client_for(sidecar: FakeSidecar, token: str | None) -> TestClient:
     secret = SecretStr(token) if token is not None else None
     settings = StorefrontSettings(APP_PORT=8001, **TOKENS, fault_token=secret)
-    return TestClient(create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS)
+    return TestClient(create_app(settings, sidecar.client()), headers=SIDECAR_HEADERS)
 
 
 @pytest.fixture

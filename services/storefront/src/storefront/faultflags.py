@@ -4,6 +4,7 @@ configuration store through the ``faultflags`` binding; each service's replicas 
 them up through their configuration subscription."""
 
 import hmac
+import json
 import logging
 from collections.abc import Callable
 from typing import Annotated
@@ -21,6 +22,7 @@ from orderflow_common.faults import (
     config_key,
     parse_flags,
 )
+from orderflow_common.sidecar import get_configuration
 
 log = logging.getLogger(__name__)
 BINDING = "faultflags"
@@ -69,7 +71,7 @@ ServiceDep = Annotated[str, Depends(_known)]
 @router.get("/{service}")
 async def get_flags(service: ServiceDep, dapr: DaprDep) -> FaultFlags:
     keys = [config_key(service, flag) for flag in FLAG_NAMES]
-    return parse_flags(service, await dapr.get_configuration(CONFIG_STORE, keys))
+    return parse_flags(service, await get_configuration(dapr, CONFIG_STORE, keys))
 
 
 @router.put("/{service}", responses=BODY_ERRORS)
@@ -80,10 +82,10 @@ async def set_flags(service: ServiceDep, flags: FaultFlags, dapr: DaprDep) -> Fa
         value = getattr(flags, flag)
         key = config_key(service, flag)
         if value == getattr(defaults, flag):
-            await dapr.invoke_binding(BINDING, "delete", None, {"key": key})
+            await dapr.invoke_binding(BINDING, "delete", binding_metadata={"key": key})
         else:
             # The binding stores the data's JSON text: 30 and true, as the flags parse.
-            await dapr.invoke_binding(BINDING, "create", value, {"key": key})
+            await dapr.invoke_binding(BINDING, "create", json.dumps(value), {"key": key})
     log.warning("fault flags set", extra={"service": service, "flags": flags.model_dump()})
     return flags
 

@@ -1,16 +1,14 @@
-import httpx
 from fastapi import FastAPI
 
 from orderflow_common.app import create_service_app
+from orderflow_common.sidecar import DaprClient
 from storefront import compensation, faultflags, orders, progress, watch
 from storefront.settings import StorefrontSettings
 
 NAME = "storefront"
 
 
-def create_app(
-    settings: StorefrontSettings, sidecar: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
+def create_app(settings: StorefrontSettings, dapr: DaprClient | None = None) -> FastAPI:
     # The order API is the public edge; the fault admin API exists only where its own
     # token is set (never in the prod overlay).
     token = settings.fault_token
@@ -19,7 +17,7 @@ def create_app(
         NAME,
         settings,
         [progress.router, compensation.router, watch.router],
-        sidecar,
+        dapr,
         open_routers=[orders.router, *admin],
     )
     app.add_exception_handler(orders.RefusedError, orders.refused_handler)  # type: ignore[arg-type]
