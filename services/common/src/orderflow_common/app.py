@@ -30,7 +30,7 @@ from orderflow_common.deps import from_state
 from orderflow_common.limits import BodySizeLimit
 from orderflow_common.logs import configure_logging
 from orderflow_common.settings import ServiceSettings
-from orderflow_common.sidecar import DaprClient, cause, configure_sdk, connect
+from orderflow_common.sidecar import DaprClient, cause, configure_sdk, connect, grpc_status
 from orderflow_common.telemetry import Telemetry, instrument
 from orderflow_common.telemetry import configure as configure_telemetry
 
@@ -97,8 +97,7 @@ def create_service_app(
     async def dapr_call_failed(_: Request, error: grpc.RpcError) -> JSONResponse:
         # A failed building block, or the sidecar down, restarting, or still waiting on a
         # building block (Redis) when the deadline (DAPR_API_TIMEOUT_SECONDS) ran out.
-        code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        if grpc_status(error) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return _unreachable(error)
         return _unavailable("a Dapr building block is unavailable", cause(error))
 

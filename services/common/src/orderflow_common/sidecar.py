@@ -21,7 +21,7 @@ import aiohttp
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.aio.clients.health import DaprHealth
-from dapr.clients.exceptions import DaprInternalError
+from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation
 from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.conf import settings as sdk_settings
@@ -44,6 +44,7 @@ __all__ = [
     "get_bulk_state",
     "get_configuration",
     "get_state",
+    "grpc_status",
     "publish",
     "save_state",
     "save_with_event",
@@ -254,10 +255,19 @@ async def watch_configuration(
 SIDECAR_ERRORS = (grpc.RpcError, DaprInternalError, aiohttp.ClientError, TimeoutError)
 
 
+def grpc_status(error: BaseException) -> grpc.StatusCode | None:
+    """The gRPC status of a failed call, as grpc.aio raises it or as the SDK wraps it."""
+    if isinstance(error, grpc.aio.AioRpcError | DaprGrpcError):
+        code: grpc.StatusCode = error.code()
+        return code
+    return None
+
+
 def cause(error: BaseException) -> str:
     """One readable line for any of SIDECAR_ERRORS (a gRPC error's text is many lines)."""
-    if isinstance(error, grpc.aio.AioRpcError):
-        return f"sidecar answered {error.code().name}: {error.details()}"
+    code = grpc_status(error)
+    if code is not None and isinstance(error, grpc.aio.AioRpcError | DaprGrpcError):
+        return f"sidecar answered {code.name}: {error.details()}"
     if isinstance(error, DaprInternalError):
         return str(error)
     return f"{type(error).__name__}: {error}".rstrip(": ")  # some have no message
