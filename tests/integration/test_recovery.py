@@ -279,7 +279,7 @@ def test_a_paid_order_write_that_fails_is_compensated_and_answered_503(
     body = failed.json()
     assert body["detail"] == "a Dapr building block is unavailable"
     match = re.match(
-        r"transaction on orderstore/order-(?P<id>[0-9a-f-]{36}): sidecar answered 500",
+        r"transaction on orderstore/order-(?P<id>[0-9a-f-]{36}): sidecar answered INTERNAL",
         body["cause"],
     )
     assert match is not None, body

@@ -45,11 +45,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import aiohttp
 import httpx
 import psutil
 import redis
 import yaml
+from pydantic import SecretStr
 
+from orderflow_common import sidecar
+from orderflow_common.settings import ServiceSettings
+from orderflow_common.telemetry import Telemetry
 from orderflow_devtools import resources, runfile
 from orderflow_devtools.stack import INFRA, LocalStack, Stack, local_processes
 from orderflow_devtools.tools import Tools
@@ -596,6 +601,101 @@ def measure_invocation(local: LocalStack, plan: Plan, scratch: Path) -> dict[str
     return results
 
 
+SDK_CALLS = 2000
+
+
+def measure_sdk_path(local: LocalStack, calls: int = SDK_CALLS) -> dict[str, Any]:
+    """What a call to the sidecar costs through the Dapr Python SDK the services use
+    (orderflow_common.sidecar: invocation over its HTTP client, state over gRPC) against
+    plain HTTP to the same sidecar (one pooled aiohttp session): ``calls`` invocations of
+    ``RELEASED`` on inventory and ``calls`` state reads on storefront's sidecar each way,
+    one at a time. Per call: latency p50/p99, this process's CPU (the app's side) and
+    storefront's sidecar's CPU. https://docs.dapr.io/developing-applications/sdks/python/"""
+    return asyncio.run(_sdk_path(local, calls))
+
+
+async def _sdk_path(local: LocalStack, calls: int) -> dict[str, Any]:
+    app = local.apps["storefront"]
+    token = local.tokens.dapr_api["storefront"]
+    settings = ServiceSettings(
+        APP_PORT=app.app_port,
+        DAPR_HTTP_PORT=app.dapr_http_port,
+        DAPR_GRPC_PORT=app.dapr_grpc_port,
+        DAPR_API_TOKEN=SecretStr(token),
+        APP_API_TOKEN=SecretStr(token),  # required; this process serves no app routes
+    )
+    sidecar_cpu = _groups(local)["storefront-dapr"]
+    base = local.dapr_url("storefront")
+    headers = {"dapr-api-token": token}
+    results: dict[str, Any] = {"calls": calls}
+    async with sidecar.connect(settings, Telemetry()) as sdk, aiohttp.ClientSession() as http:
+
+        async def http_invoke() -> None:
+            url = f"{base}/v1.0/invoke/inventory/method/{RELEASED}"
+            async with http.delete(url, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
+        async def http_state() -> None:
+            url = f"{base}/v1.0/state/orderstore/bench-absent"
+            async with http.get(url, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
+        async def sdk_invoke() -> None:
+            await sdk.invoke_method("inventory", RELEASED, http_verb="DELETE")
+
+        async def sdk_state() -> None:
+            await sidecar.get_state(sdk, "orderstore", "bench-absent")
+
+        paths = {
+            "invoke_http": http_invoke,
+            "invoke_sdk": sdk_invoke,
+            "state_http": http_state,
+            "state_sdk": sdk_state,
+        }
+        for name, call in paths.items():
+            await call()  # a first call opens what later calls reuse
+            latencies = []
+            cpu, sidecar_before = time.process_time(), _cpu_seconds(sidecar_cpu)
+            for _ in range(calls):
+                started = time.perf_counter()
+                await call()
+                latencies.append((time.perf_counter() - started) * 1000)
+            results[name] = {
+                "p50_ms": round(_percentile(latencies, 0.50), 3),
+                "p99_ms": round(_percentile(latencies, 0.99), 3),
+                "app_cpu_ms_per_call": round((time.process_time() - cpu) * 1000 / calls, 3),
+                "sidecar_cpu_ms_per_call": round(
+                    (_cpu_seconds(sidecar_cpu) - sidecar_before) * 1000 / calls, 3
+                ),
+            }
+    return results
+
+
+def sdk_path_table(figures: dict[str, Any]) -> list[str]:
+    """The SDK-against-HTTP figures as a Markdown table."""
+    lines = [
+        f"### The SDK path against plain HTTP ({figures['calls']} calls each, one at a time)",
+        "",
+        "| call | p50 ms | p99 ms | app CPU ms/call | sidecar CPU ms/call |",
+        "|---|---|---|---|---|",
+    ]
+    titles = {
+        "invoke_http": "invocation, plain HTTP (pooled aiohttp)",
+        "invoke_sdk": "invocation, SDK (its HTTP client)",
+        "state_http": "state get, plain HTTP (pooled aiohttp)",
+        "state_sdk": "state get, SDK (gRPC)",
+    }
+    for key, title in titles.items():
+        row = figures[key]
+        lines.append(
+            f"| {title} | {row['p50_ms']} | {row['p99_ms']} | {row['app_cpu_ms_per_call']}"
+            f" | {row['sidecar_cpu_ms_per_call']} |"
+        )
+    return [*lines, ""]
+
+
 def measure_publish(local: LocalStack, plan: Plan, scratch: Path) -> dict[str, Any]:
     """A Dapr publish (storefront's sidecar) beside the one XADD it makes in Redis, of
     the same 1 KiB, to streams nobody reads."""
@@ -735,6 +835,8 @@ def run_all(
                 results["start_seconds"] = {"cold": round(cold, 2), "warm": round(warm, 2)}
                 say(f"invocation at {plan.invoke_rps:g} rps, direct and through Dapr")
                 results["invocation"] = measure_invocation(local, plan, scratch)
+                say(f"the SDK path against plain HTTP, {SDK_CALLS} calls each way")
+                results["sdk_path"] = measure_sdk_path(local)
                 say(f"publish at {plan.invoke_rps:g} rps, Redis XADD and Dapr publish")
                 results["publish"] = measure_publish(local, plan, scratch)
                 say(f"orders, FULFILLMENT_WORK_MS=0: stepping {plan.order_rates} orders/s")
@@ -769,6 +871,20 @@ def run_all(
     }
     results["summary"] = summarize(results, plan)
     return results
+
+
+def run_sdk_path(
+    tools: Tools, run_file: Path, out: Path, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Only :func:`measure_sdk_path`, on a stack of its own (``orderflow bench --sdk``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (
+        (out / "stack.log").open("w") as log,
+        tempfile.TemporaryDirectory() as tmp,
+        running_stack(run_file, Path(tmp) / "run", tools, log, env=NO_WORK) as (local, _),
+    ):
+        say(f"the SDK path against plain HTTP, {SDK_CALLS} calls each way")
+        return measure_sdk_path(local)
 
 
 def summarize(results: dict[str, Any], plan: Plan) -> dict[str, Any]:
@@ -897,6 +1013,7 @@ def markdown(results: dict[str, Any]) -> str:
         *_telemetry_table(results["telemetry"]),
         "",
         *_overhead_tables(results["invocation"], results["publish"]),
+        *sdk_path_table(results["sdk_path"]),
         "",
         *_memory_table(results["orders"]["steps"]),
         "",

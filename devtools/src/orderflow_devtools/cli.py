@@ -11,6 +11,7 @@
     orderflow bench [--quick]             the benchmarks; writes .run/bench/bench.{json,md}
     orderflow bench --soak [--soak-rps N] 10 minutes at 50 (N) orders/s; writes .run/bench/soak.*
     orderflow bench --compare FILE        compare a bench.json with the committed baseline
+    orderflow bench --sdk                 only the Dapr SDK against plain HTTP (about 1 min)
     orderflow cluster tools               provision the local Kubernetes control plane
     orderflow cluster up                  run it until Ctrl-C or SIGTERM (docs/kubernetes.md)
     orderflow cluster down                stop a control plane that `cluster up` runs elsewhere
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return pe
     bench_command.add_argument("--out", type=Path, default=Path(".run/bench"))
     bench_command.add_argument("--baseline", type=Path, default=bench.BASELINE)
     bench_command.add_argument("--quick", action="store_true", help="short runs, for a try")
+    bench_command.add_argument(
+        "--sdk", action="store_true", help="only the per-call cost of the SDK against HTTP"
+    )
     bench_command.add_argument(
         "--soak", action="store_true", help="the soak instead: memory, p99 and lost orders"
     )
@@ -192,6 +196,12 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_compare(args.compare, baseline)
     plan = bench.QUICK if args.quick else bench.Plan()
     started = time.monotonic()
+    if args.sdk:
+        figures = bench.run_sdk_path(ensure_all(_note), args.run_file.resolve(), out, _note)
+        (out / "sdk.json").write_text(json.dumps(figures, indent=2) + "\n")
+        print("\n".join(bench.sdk_path_table(figures)))
+        _note(f"{time.monotonic() - started:.0f}s; wrote {out / 'sdk.json'}")
+        return 0
     if args.soak:
         plan = dataclasses.replace(plan, soak_rps=args.soak_rps)
         soaked = bench.run_soak(ensure_all(_note), args.run_file.resolve(), out, plan, _note)

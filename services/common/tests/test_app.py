@@ -2,6 +2,8 @@
 
 from collections.abc import Iterator
 
+import aiohttp
+import grpc
 import httpx
 import pytest
 from fastapi import APIRouter
@@ -9,14 +11,15 @@ from fastapi.testclient import TestClient
 
 from orderflow_common.app import UNAVAILABLE, DaprDep, Unavailable, create_service_app
 from orderflow_common.settings import ServiceSettings
-from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
+from orderflow_common.sidecar import get_state
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar, rpc_error
 
 router = APIRouter()
 
 
 @router.get("/things/{key}", responses=UNAVAILABLE)
 async def read_thing(key: str, dapr: DaprDep) -> dict[str, object]:
-    state = await dapr.get_state("statestore", key)
+    state = await get_state(dapr, "statestore", key)
     return {"found": state is not None}
 
 
@@ -28,7 +31,7 @@ def sidecar() -> FakeSidecar:
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
     settings = ServiceSettings(APP_PORT=8009, **TOKENS)
-    app = create_service_app("things", settings, [router], sidecar.transport())
+    app = create_service_app("things", settings, [router], sidecar.client())
     with TestClient(app, headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 
@@ -36,12 +39,20 @@ def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
 @pytest.mark.parametrize(
     ("error", "cause"),
     [
-        (httpx.ReadTimeout(""), "ReadTimeout"),
-        (httpx.ConnectError("Connection refused"), "ConnectError: Connection refused"),
+        (
+            rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+            "sidecar answered DEADLINE_EXCEEDED: Deadline Exceeded",
+        ),
+        (
+            rpc_error(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"),
+            "sidecar answered UNAVAILABLE: failed to connect to all addresses",
+        ),
+        (aiohttp.ServerDisconnectedError(), "ServerDisconnectedError: Server disconnected"),
+        (TimeoutError(), "TimeoutError"),
     ],
 )
 def test_a_sidecar_that_does_not_answer_is_a_503_with_its_cause(
-    client: TestClient, sidecar: FakeSidecar, error: httpx.TransportError, cause: str
+    client: TestClient, sidecar: FakeSidecar, error: Exception, cause: str
 ) -> None:
     def respond(_: httpx.Request) -> httpx.Response:
         raise error
@@ -64,7 +75,7 @@ def test_a_building_block_failure_is_a_503_with_the_sidecars_answer(
     assert response.status_code == 503
     assert response.json() == {
         "detail": "a Dapr building block is unavailable",
-        "cause": 'get statestore/a: sidecar answered 500: {"errorCode":"ERR_STATE_GET"}',
+        "cause": 'sidecar answered INTERNAL: GetState: {"errorCode":"ERR_STATE_GET"}',
     }
 
 
@@ -87,7 +98,7 @@ def test_a_route_the_sidecar_calls_refuses_a_call_without_the_app_token(
     sidecar: FakeSidecar, headers: dict[str, str]
 ) -> None:
     settings = ServiceSettings(APP_PORT=8009, FAULTS_ENABLED=True, **TOKENS)
-    app = create_service_app("things", settings, [router], sidecar.transport())
+    app = create_service_app("things", settings, [router], sidecar.client())
     with TestClient(app, headers=headers) as client:
         refused = [
             client.get("/things/t-1"),
@@ -105,7 +116,7 @@ def test_a_route_the_sidecar_calls_refuses_a_call_without_the_app_token(
 
 def test_an_open_router_answers_without_the_app_token(sidecar: FakeSidecar) -> None:
     settings = ServiceSettings(APP_PORT=8009, **TOKENS)
-    app = create_service_app("things", settings, [], sidecar.transport(), open_routers=[router])
+    app = create_service_app("things", settings, [], sidecar.client(), open_routers=[router])
     with TestClient(app) as client:
         response = client.get("/things/t-1")
 
@@ -119,7 +130,7 @@ def test_fault_injection_is_off_unless_the_setting_turns_it_on(
 ) -> None:
     monkeypatch.delenv("FAULTS_ENABLED", raising=False)
     settings = ServiceSettings(APP_PORT=8009, **TOKENS)
-    app = create_service_app("things", settings, [router], sidecar.transport())
+    app = create_service_app("things", settings, [router], sidecar.client())
     with TestClient(app, headers=SIDECAR_HEADERS) as client:
         answers = [
             client.get("/faults"),

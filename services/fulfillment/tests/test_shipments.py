@@ -33,9 +33,7 @@ def sidecar() -> FakeSidecar:
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
     settings = FulfillmentSettings(APP_PORT=8004, **TOKENS, work_ms=1)
-    with TestClient(
-        create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS
-    ) as test_client:
+    with TestClient(create_app(settings, sidecar.client()), headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 
 

@@ -35,9 +35,7 @@ def sidecar() -> FakeSidecar:
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
     settings = InventorySettings(APP_PORT=8002, **TOKENS, initial_stock=5)
-    with TestClient(
-        create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS
-    ) as test_client:
+    with TestClient(create_app(settings, sidecar.client()), headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 
 

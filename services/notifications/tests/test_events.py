@@ -39,7 +39,7 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    app = create_app(NotificationsSettings(APP_PORT=8005, **TOKENS), sidecar.transport())
+    app = create_app(NotificationsSettings(APP_PORT=8005, **TOKENS), sidecar.client())
     with TestClient(app, headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 

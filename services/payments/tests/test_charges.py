@@ -25,7 +25,7 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
-    app = create_app(PaymentsSettings(APP_PORT=8003, **TOKENS), sidecar.transport())
+    app = create_app(PaymentsSettings(APP_PORT=8003, **TOKENS), sidecar.client())
     with TestClient(app, headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 

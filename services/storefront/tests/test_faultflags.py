@@ -31,7 +31,7 @@ def client_for(sidecar: FakeSidecar, token: str | None, *, enabled: bool = True)
         fault_token=secret,
         fault_services=runfile.app_ids(),
     )
-    return TestClient(create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS)
+    return TestClient(create_app(settings, sidecar.client()), headers=SIDECAR_HEADERS)
 
 
 @pytest.fixture

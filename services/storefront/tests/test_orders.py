@@ -4,12 +4,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import aiohttp
+import grpc
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar, SidecarCall
+from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar, SidecarCall, rpc_error
 from storefront import compensation
 from storefront.main import create_app
 from storefront.settings import StorefrontSettings
@@ -73,9 +75,7 @@ def sidecar() -> Sidecar:
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
     settings = StorefrontSettings(APP_PORT=8001, **TOKENS)
-    with TestClient(
-        create_app(settings, sidecar.transport()), headers=SIDECAR_HEADERS
-    ) as test_client:
+    with TestClient(create_app(settings, sidecar.client()), headers=SIDECAR_HEADERS) as test_client:
         yield test_client
 
 
@@ -153,11 +153,11 @@ def test_declined_card_is_a_402_and_the_stock_is_released(
 def test_payments_failure_is_a_503_and_the_stock_and_the_charge_are_given_back(
     client: TestClient, sidecar: FakeSidecar, failure: str
 ) -> None:
-    def fail(request: httpx.Request) -> httpx.Response:
+    def fail(_: httpx.Request) -> httpx.Response:
         if failure == "unreachable":
-            raise httpx.ConnectError("connection refused", request=request)
+            raise aiohttp.ClientConnectionError("connection refused")
         if failure == "timeout":
-            raise httpx.ReadTimeout("timed out", request=request)
+            raise TimeoutError  # the SDK's HTTP invocation client gave up waiting
         if failure == "voided":  # a charge answered after storefront gave it up
             void = {"order_id": "o", "status": "voided", "charge_id": None, "amount_cents": 0}
             return httpx.Response(200, json=void)
@@ -190,9 +190,9 @@ def test_payments_failure_is_a_503_and_the_stock_and_the_charge_are_given_back(
 def test_inventory_failure_is_a_503_and_the_reservation_is_released(
     client: TestClient, sidecar: FakeSidecar, failure: str
 ) -> None:
-    def fail(request: httpx.Request) -> httpx.Response:
+    def fail(_: httpx.Request) -> httpx.Response:
         if failure == "timeout":
-            raise httpx.ReadTimeout("timed out", request=request)
+            raise TimeoutError  # the SDK's HTTP invocation client gave up waiting
         if failure == "released":
             body = {"order_id": "o", "status": "released", "items": {}, "amount_cents": 0}
             return httpx.Response(200, json=body)
@@ -421,7 +421,7 @@ def test_a_paid_order_write_that_fails_for_us_but_was_applied_is_a_201(
     def applied_then_failed(request: httpx.Request) -> httpx.Response:
         saved = json.loads(request.content)["operations"][0]["request"]
         sidecar.put("orderstore", saved["key"], saved["value"])  # the write lands...
-        raise httpx.ReadTimeout("timed out", request=request)  # ...its answer does not
+        raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "timed out")  # ...its answer does not
 
     sidecar.responders[TRANSACTION] = applied_then_failed
 

@@ -36,7 +36,7 @@ def sidecar() -> FakeSidecar:
 @pytest.fixture
 def client(sidecar: FakeSidecar) -> Iterator[TestClient]:
     with TestClient(
-        create_app(StorefrontSettings(APP_PORT=8001, **TOKENS), sidecar.transport()),
+        create_app(StorefrontSettings(APP_PORT=8001, **TOKENS), sidecar.client()),
         headers=SIDECAR_HEADERS,
     ) as c:
         yield c

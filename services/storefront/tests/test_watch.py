@@ -6,7 +6,7 @@ import asyncio
 import httpx
 import pytest
 
-from orderflow_common.dapr import DaprClient
+from orderflow_common.sidecar import configure_sdk
 from orderflow_common.testing import TOKENS, FakeSidecar
 from storefront.settings import StorefrontSettings
 from storefront.watch import Sample, SidecarWatch, parse, spun
@@ -52,11 +52,11 @@ def watched(samples: list[Sample | None], sidecar: FakeSidecar) -> SidecarWatch:
     settings = StorefrontSettings(APP_PORT=8001, sidecar_spin_checks=3, **TOKENS)
 
     async def run() -> SidecarWatch:
-        async with DaprClient(settings, transport=sidecar.transport()) as dapr:
-            watch = SidecarWatch(dapr, settings)
-            for sample in samples:
-                await watch.check(sample)
-            return watch
+        configure_sdk(settings)
+        watch = SidecarWatch(sidecar.client(), settings)
+        for sample in samples:
+            await watch.check(sample)
+        return watch
 
     return asyncio.run(run())
 

@@ -1,10 +1,12 @@
 """The pieces every service's ``create_app`` is built from: the FastAPI app with its
 Dapr client in the lifespan and a health route, typed dependencies, and the runner.
 
-An infrastructure fault is never a 500: when the sidecar fails a building-block call
-(:class:`DaprError`) or does not answer at all (refused, reset, or slower than the Dapr
-client's timeout: an ``httpx.TransportError``), the route answers 503 with an
-:class:`Unavailable` body, which tells the client to try again later.
+An infrastructure fault is never a 500: when the sidecar fails a building-block call or
+does not answer at all (refused, reset, or slower than the deadline
+DAPR_API_TIMEOUT_SECONDS), the SDK raises a gRPC error (:class:`grpc.RpcError`, the SDK's
+DaprGrpcError among them), a :class:`DaprInternalError`, or, on its HTTP invocation path,
+an aiohttp or timeout error; the route answers 503 with an :class:`Unavailable` body,
+which tells the client to try again later.
 https://www.rfc-editor.org/rfc/rfc9110#name-503-service-unavailable
 """
 
@@ -14,19 +16,21 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import httpx
+import aiohttp
+import grpc
 import uvicorn
+from dapr.clients.exceptions import DaprInternalError
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from orderflow_common import faults
 from orderflow_common.auth import UNAUTHORIZED, AppTokenDep
-from orderflow_common.dapr import DaprClient, DaprError
 from orderflow_common.deps import from_state
 from orderflow_common.limits import BodySizeLimit
 from orderflow_common.logs import configure_logging
 from orderflow_common.settings import ServiceSettings
+from orderflow_common.sidecar import DaprClient, cause, configure_sdk, connect, grpc_status
 from orderflow_common.telemetry import Telemetry, instrument
 from orderflow_common.telemetry import configure as configure_telemetry
 
@@ -54,26 +58,27 @@ def create_service_app(
     name: str,
     settings: ServiceSettings,
     routers: Sequence[APIRouter],
-    sidecar: httpx.AsyncBaseTransport | None = None,
+    dapr: DaprClient | None = None,
     telemetry: Telemetry | None = None,
     *,
     open_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """Build a service's app. Every route of ``routers`` requires the app API token
     (orderflow_common.auth); ``open_routers`` do not: a public API, or one guarded by a
-    token of its own. ``sidecar`` replaces the network transport to the Dapr sidecar;
-    unit tests pass a fake one, everything else leaves it out. ``telemetry`` replaces the
-    global OpenTelemetry providers (tests of the telemetry itself)."""
+    token of its own. ``dapr`` replaces the SDK client of the Dapr sidecar: unit tests
+    pass a double (orderflow_common.testing), everything else leaves it out.
+    ``telemetry`` replaces the global OpenTelemetry providers (tests of the telemetry
+    itself)."""
     reporting = telemetry or Telemetry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with DaprClient(settings, transport=sidecar, telemetry=reporting) as dapr:
-            app.state.dapr = dapr
+        async with _client(dapr, settings, reporting) as client:
+            app.state.dapr = client
             watcher = None
             if settings.faults_enabled:
                 # In the background: the sidecar waits for this app to be healthy first.
-                watcher = asyncio.create_task(faults.watch(dapr, app.state.faults))
+                watcher = asyncio.create_task(faults.watch(client, app.state.faults))
                 watcher.add_done_callback(_log_failure)
             yield
             if watcher is not None:
@@ -90,19 +95,27 @@ def create_service_app(
     if settings.faults_enabled:
         app.include_router(faults.router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
 
-    @app.exception_handler(DaprError)
-    async def dapr_failed(_: Request, error: DaprError) -> JSONResponse:
+    @app.exception_handler(DaprInternalError)
+    async def dapr_failed(_: Request, error: DaprInternalError) -> JSONResponse:
         # The sidecar failed us after its own retries: our fault, and worth retrying later.
-        return _unavailable("a Dapr building block is unavailable", str(error))
+        return _unavailable("a Dapr building block is unavailable", cause(error))
 
-    @app.exception_handler(httpx.TransportError)
-    async def sidecar_unreachable(_: Request, error: httpx.TransportError) -> JSONResponse:
-        # Only the Dapr client makes HTTP calls here, so this is the sidecar: down,
-        # restarting, or still waiting on a building block (Redis) when our timeout
-        # (DAPR_API_TIMEOUT_SECONDS) ran out. Some httpx errors have no message.
-        cause = f"{type(error).__name__}: {error}".rstrip(": ")
-        log.warning("Dapr sidecar did not answer", extra={"error": cause})
-        return _unavailable("the Dapr sidecar did not answer", cause)
+    @app.exception_handler(grpc.RpcError)
+    async def dapr_call_failed(_: Request, error: grpc.RpcError) -> JSONResponse:
+        # A failed building block, or the sidecar down, restarting, or still waiting on a
+        # building block (Redis) when the deadline (DAPR_API_TIMEOUT_SECONDS) ran out.
+        if grpc_status(error) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return _unreachable(error)
+        return _unavailable("a Dapr building block is unavailable", cause(error))
+
+    @app.exception_handler(aiohttp.ClientError)
+    async def invocation_unreachable(_: Request, error: aiohttp.ClientError) -> JSONResponse:
+        # Only the SDK's HTTP invocation client makes aiohttp calls here.
+        return _unreachable(error)
+
+    @app.exception_handler(TimeoutError)
+    async def invocation_timed_out(_: Request, error: TimeoutError) -> JSONResponse:
+        return _unreachable(error)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -113,6 +126,23 @@ def create_service_app(
     for router in open_routers:
         app.include_router(router)
     return app
+
+
+@asynccontextmanager
+async def _client(
+    given: DaprClient | None, settings: ServiceSettings, telemetry: Telemetry
+) -> AsyncIterator[DaprClient]:
+    if given is not None:
+        configure_sdk(settings)  # the double sends the token the SDK would
+        yield given
+        return
+    async with connect(settings, telemetry) as client:
+        yield client
+
+
+def _unreachable(error: BaseException) -> JSONResponse:
+    log.warning("Dapr sidecar did not answer", extra={"error": cause(error)})
+    return _unavailable("the Dapr sidecar did not answer", cause(error))
 
 
 def _unavailable(detail: str, cause: str) -> JSONResponse:

@@ -7,6 +7,7 @@ It knows no service names: the app that mounts it passes those it may set (the l
 stack and the chaos overlay give storefront the registry's, dapr.yaml)."""
 
 import hmac
+import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Annotated
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 from orderflow_common.app import DaprDep
 from orderflow_common.contracts import BODY_ERRORS, UNAVAILABLE, error
 from orderflow_common.faults import CONFIG_STORE, FLAG_NAMES, FaultFlags, config_key, parse_flags
+from orderflow_common.sidecar import get_configuration
 
 log = logging.getLogger(__name__)
 BINDING = "faultflags"
@@ -66,7 +68,7 @@ router = APIRouter(
 @router.get("/{service}")
 async def get_flags(service: str, dapr: DaprDep) -> FaultFlags:
     keys = [config_key(service, flag) for flag in FLAG_NAMES]
-    return parse_flags(service, await dapr.get_configuration(CONFIG_STORE, keys))
+    return parse_flags(service, await get_configuration(dapr, CONFIG_STORE, keys))
 
 
 @router.put("/{service}", responses=BODY_ERRORS)
@@ -77,10 +79,10 @@ async def set_flags(service: str, flags: FaultFlags, dapr: DaprDep) -> FaultFlag
         value = getattr(flags, flag)
         key = config_key(service, flag)
         if value == getattr(defaults, flag):
-            await dapr.invoke_binding(BINDING, "delete", None, {"key": key})
+            await dapr.invoke_binding(BINDING, "delete", binding_metadata={"key": key})
         else:
             # The binding stores the data's JSON text: 30 and true, as the flags parse.
-            await dapr.invoke_binding(BINDING, "create", value, {"key": key})
+            await dapr.invoke_binding(BINDING, "create", json.dumps(value), {"key": key})
     log.warning("fault flags set", extra={"service": service, "flags": flags.model_dump()})
     return flags
 

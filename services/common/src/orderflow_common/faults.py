@@ -20,13 +20,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orderflow_common.dapr import DaprClient
 from orderflow_common.deps import from_state
+from orderflow_common.sidecar import DaprClient, get_configuration, watch_configuration
 
 log = logging.getLogger(__name__)
 
 CONFIG_STORE = "configstore"
-SIDECAR_WAIT_SECONDS = 60
 
 
 class FaultFlags(BaseModel):
@@ -124,14 +123,11 @@ def burn_cpu(milliseconds: int) -> None:
 
 
 async def watch(dapr: DaprClient, faults: Faults) -> None:
-    """Read this service's flags and subscribe to their changes, once the sidecar is up
-    (it waits for this app to answer its health check first, so this runs in the
-    background)."""
+    """Read this service's flags, then apply their changes as the sidecar streams them,
+    until cancelled."""
     keys = [config_key(faults.service, flag) for flag in FLAG_NAMES]
-    async with asyncio.timeout(SIDECAR_WAIT_SECONDS):
-        await dapr.wait_until_ready()
-    faults.update(await dapr.get_configuration(CONFIG_STORE, keys))
-    await dapr.subscribe_configuration(CONFIG_STORE, keys)
+    faults.update(await get_configuration(dapr, CONFIG_STORE, keys))
+    await watch_configuration(dapr, CONFIG_STORE, keys, faults.update)
 
 
 class _ConfigurationUpdate(BaseModel):

@@ -1,8 +1,8 @@
 """Settings every service shares, read from the environment with pydantic-settings.
 
 The ports come from the variables that `dapr run` and the Kubernetes sidecar injector set
-for the app (APP_PORT, DAPR_HTTP_PORT), so they are read without a prefix; each service
-adds its own fields in a subclass with its own prefix (e.g. ``STOREFRONT_``).
+for the app (APP_PORT, DAPR_HTTP_PORT, DAPR_GRPC_PORT), so they are read without a
+prefix; each service adds its own fields in a subclass with its own prefix (e.g. ``STOREFRONT_``).
 https://docs.dapr.io/reference/environment/
 """
 
@@ -17,6 +17,11 @@ class ServiceSettings(BaseSettings):
     app_port: PositiveInt = Field(validation_alias="APP_PORT")
     dapr_host: str = Field(default="127.0.0.1", validation_alias="DAPR_HOST")
     dapr_http_port: PositiveInt = Field(default=3500, validation_alias="DAPR_HTTP_PORT")
+    dapr_grpc_port: PositiveInt = Field(default=50001, validation_alias="DAPR_GRPC_PORT")
+    # How long a starting app waits for its sidecar before it gives up.
+    dapr_health_timeout_seconds: PositiveInt = Field(
+        default=60, validation_alias="DAPR_HEALTH_TIMEOUT"
+    )
     # The Dapr clients have no deadline of their own; every call to the sidecar gets one.
     dapr_api_timeout_seconds: PositiveFloat = Field(
         default=10.0, validation_alias="DAPR_API_TIMEOUT_SECONDS"
@@ -39,7 +44,3 @@ class ServiceSettings(BaseSettings):
     # overlay and the tests that need them. Off by default, so a new service and the prod
     # overlay have none of it.
     faults_enabled: bool = Field(default=False, validation_alias="FAULTS_ENABLED")
-
-    @property
-    def dapr_base_url(self) -> str:
-        return f"http://{self.dapr_host}:{self.dapr_http_port}"

@@ -1,14 +1,12 @@
-import httpx
 from fastapi import FastAPI
 
 from fulfillment import shipments
 from fulfillment.settings import FulfillmentSettings
 from orderflow_common.app import create_service_app
+from orderflow_common.sidecar import DaprClient
 
 NAME = "fulfillment"
 
 
-def create_app(
-    settings: FulfillmentSettings, sidecar: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
-    return create_service_app(NAME, settings, [shipments.router], sidecar)
+def create_app(settings: FulfillmentSettings, dapr: DaprClient | None = None) -> FastAPI:
+    return create_service_app(NAME, settings, [shipments.router], dapr)

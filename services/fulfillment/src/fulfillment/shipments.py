@@ -23,7 +23,6 @@ from pydantic import BaseModel
 from fulfillment.settings import FulfillmentSettings
 from orderflow_common.app import DaprDep
 from orderflow_common.contracts import BODY_ERRORS, FAULT_INJECTED, UNAVAILABLE, IdPath, error
-from orderflow_common.dapr import DaprClient
 from orderflow_common.deps import from_state
 from orderflow_common.events import (
     DROP,
@@ -38,6 +37,7 @@ from orderflow_common.events import (
     payload,
 )
 from orderflow_common.faults import FaultsDep, burn_cpu
+from orderflow_common.sidecar import DaprClient, get_state, publish, save_state
 from orderflow_common.telemetry import SECONDS_BUCKETS
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ async def on_order_placed(
     shipped = OrderShipped(
         order_id=order.order_id, customer_id=order.customer_id, shipment_id=shipment.shipment_id
     )
-    await dapr.publish(PUBSUB, ORDER_SHIPPED, shipped.model_dump(), event_type=ORDER_SHIPPED)
+    await publish(dapr, PUBSUB, ORDER_SHIPPED, shipped.model_dump(), event_type=ORDER_SHIPPED)
     return SUCCESS
 
 
@@ -92,7 +92,7 @@ async def _ship(
     """The order's shipment: the one an earlier delivery recorded, or a new one, recorded
     after the work. None only if a recorded shipment vanished (then redeliver)."""
     key = _key(order.order_id)
-    recorded = await dapr.get_state(settings.state_store, key)
+    recorded = await get_state(dapr, settings.state_store, key)
     if recorded is None:
         started = time.perf_counter()
         await asyncio.to_thread(burn_cpu, settings.work_ms)
@@ -100,13 +100,13 @@ async def _ship(
         shipment = Shipment(
             shipment_id=str(uuid.uuid4()), order_id=order.order_id, items=order.items
         )
-        if await dapr.save_state(
-            settings.state_store, key, shipment.model_dump(), insert_only=True
+        if await save_state(
+            dapr, settings.state_store, key, shipment.model_dump(), insert_only=True
         ):
             log.info("order shipped", extra={"order_id": order.order_id})
             return shipment
         # A concurrent delivery of the same event recorded its shipment first.
-        recorded = await dapr.get_state(settings.state_store, key)
+        recorded = await get_state(dapr, settings.state_store, key)
         if recorded is None:
             return None
     log.info("already shipped", extra={"order_id": order.order_id})
@@ -118,7 +118,7 @@ async def _ship(
     responses={status.HTTP_404_NOT_FOUND: error("no shipment for this order")},
 )
 async def get_shipment(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Shipment:
-    state = await dapr.get_state(settings.state_store, _key(order_id))
+    state = await get_state(dapr, settings.state_store, _key(order_id))
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no shipment for this order")
     return Shipment.model_validate(state.value)

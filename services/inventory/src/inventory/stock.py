@@ -46,9 +46,9 @@ from orderflow_common.contracts import (
     created_nothing,
     error,
 )
-from orderflow_common.dapr import DaprClient
 from orderflow_common.deps import from_state
 from orderflow_common.faults import FaultsDep
+from orderflow_common.sidecar import DaprClient, get_state, save_state
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["stock"], responses=UNAVAILABLE)
@@ -75,7 +75,7 @@ def _reservation_key(order_id: str) -> str:
 
 
 async def _read(dapr: DaprClient, settings: InventorySettings) -> tuple[dict[str, int], str | None]:
-    state = await dapr.get_state(settings.state_store, STOCK_KEY)
+    state = await get_state(dapr, settings.state_store, STOCK_KEY)
     if state is None:
         return dict.fromkeys(PRICES_CENTS, settings.initial_stock), None
     return dict(state.value), state.etag
@@ -101,12 +101,12 @@ async def _change_in_turn(
             return short, available
         # The stock levels are kept past the store's time to live (statestores.yaml).
         if etag is None:
-            written = await dapr.save_state(
-                settings.state_store, STOCK_KEY, available, insert_only=True, keep=True
+            written = await save_state(
+                dapr, settings.state_store, STOCK_KEY, available, insert_only=True, keep=True
             )
         else:
-            written = await dapr.save_state(
-                settings.state_store, STOCK_KEY, available, etag=etag, keep=True
+            written = await save_state(
+                dapr, settings.state_store, STOCK_KEY, available, etag=etag, keep=True
             )
         if written:
             return [], available
@@ -180,7 +180,7 @@ async def reserve(
     if unknown:
         return created_nothing(_refusal(request.order_id, "unknown sku", unknown))
     key = _reservation_key(request.order_id)
-    earlier = await dapr.get_state(settings.state_store, key)
+    earlier = await get_state(dapr, settings.state_store, key)
     if earlier is not None:
         return created_nothing(Reservation.model_validate(earlier.value))
     wanted: dict[str, int] = {}
@@ -195,13 +195,15 @@ async def reserve(
         items=wanted,
         amount_cents=sum(PRICES_CENTS[sku] * qty for sku, qty in wanted.items()),
     )
-    if await dapr.save_state(settings.state_store, key, reservation.model_dump(), insert_only=True):
+    if await save_state(
+        dapr, settings.state_store, key, reservation.model_dump(), insert_only=True
+    ):
         log.info("stock reserved", extra={"order_id": request.order_id})
         return reservation
     # Another attempt of this reservation recorded it first, or the order was released
     # before this attempt landed: either way ours is one too many.
     await _change(dapr, settings, turns, _adding(wanted, +1))
-    recorded = await dapr.get_state(settings.state_store, key)
+    recorded = await get_state(dapr, settings.state_store, key)
     if recorded is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "reservation vanished")
     return created_nothing(Reservation.model_validate(recorded.value))
@@ -218,7 +220,7 @@ def _refusal(order_id: str, reason: str, skus: list[str]) -> Reservation:
     responses={status.HTTP_404_NOT_FOUND: error("nothing reserved or released for this order")},
 )
 async def get_reservation(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Reservation:
-    state = await dapr.get_state(settings.state_store, _reservation_key(order_id))
+    state = await get_state(dapr, settings.state_store, _reservation_key(order_id))
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no reservation for this order")
     return Reservation.model_validate(state.value)
@@ -233,11 +235,11 @@ async def release(
     released with nothing held, so that the reservation, when it lands, takes nothing."""
     key = _reservation_key(order_id)
     for _ in range(MAX_WRITE_ATTEMPTS):
-        state = await dapr.get_state(settings.state_store, key)
+        state = await get_state(dapr, settings.state_store, key)
         if state is None:
             nothing = Reservation(order_id=order_id, status="released", items={}, amount_cents=0)
-            if await dapr.save_state(
-                settings.state_store, key, nothing.model_dump(), insert_only=True
+            if await save_state(
+                dapr, settings.state_store, key, nothing.model_dump(), insert_only=True
             ):
                 log.info("released before any reservation", extra={"order_id": order_id})
                 return nothing
@@ -247,7 +249,9 @@ async def release(
             return reservation
         released = reservation.model_copy(update={"status": "released"})
         # Marked released over the version read: of two releases at once, one gives back.
-        if await dapr.save_state(settings.state_store, key, released.model_dump(), etag=state.etag):
+        if await save_state(
+            dapr, settings.state_store, key, released.model_dump(), etag=state.etag
+        ):
             await _change(dapr, settings, turns, _adding(reservation.items, +1))
             log.info("stock released", extra={"order_id": order_id})
             return released

@@ -40,6 +40,7 @@ from orderflow_common.events import (
     payload,
 )
 from orderflow_common.faults import Faults, FaultsDep
+from orderflow_common.sidecar import get_bulk_state, publish, save_state
 
 log = logging.getLogger(__name__)
 # Exposed as orderflow_notifications_sent_total{event_type} and
@@ -132,14 +133,15 @@ async def _notify(
     # One notification per order and event type: a redelivery (same CloudEvent id) and a
     # duplicate event (another id) both find it written and send nothing more.
     key = _key(order.order_id, event_type)
-    if await dapr.save_state(
-        settings.state_store, key, notification.model_dump(), insert_only=True
+    if await save_state(
+        dapr, settings.state_store, key, notification.model_dump(), insert_only=True
     ):
         NOTIFICATIONS_SENT.add(1, {"event_type": event_type})
         log.info("notification sent", extra={"order_id": order.order_id, "type": event_type})
     if event_type == ORDER_SHIPPED:
         # Also on a redelivery: the first attempt may have failed right here.
-        await dapr.publish(
+        await publish(
+            dapr,
             PUBSUB,
             CUSTOMER_NOTIFIED,
             CustomerNotified(order_id=order.order_id).model_dump(),
@@ -203,8 +205,8 @@ async def on_dead_letter(
         order_id=order_id,
         attempts=deliveries.get(event.id),
     )
-    await dapr.save_state(
-        settings.state_store, _dead_letter_key(order_id, event_type), dead.model_dump()
+    await save_state(
+        dapr, settings.state_store, _dead_letter_key(order_id, event_type), dead.model_dump()
     )
     DEAD_LETTERS.add(1, {"event_type": event_type})
     log.error("event dead-lettered", extra=dead.model_dump())
@@ -216,7 +218,7 @@ async def list_notifications(
     order_id: IdPath, dapr: DaprDep, settings: SettingsDep
 ) -> list[Notification]:
     keys = [_key(order_id, event_type) for event_type in MESSAGES]
-    found = await dapr.get_bulk_state(settings.state_store, keys)
+    found = await get_bulk_state(dapr, settings.state_store, keys)
     return [Notification.model_validate(found[key].value) for key in keys if key in found]
 
 
@@ -225,5 +227,5 @@ async def list_dead_letters(
     order_id: IdPath, dapr: DaprDep, settings: SettingsDep
 ) -> list[DeadLetter]:
     keys = [_dead_letter_key(order_id, event_type) for event_type in ORDER_EVENTS]
-    found = await dapr.get_bulk_state(settings.state_store, keys)
+    found = await get_bulk_state(dapr, settings.state_store, keys)
     return [DeadLetter.model_validate(found[key].value) for key in keys if key in found]

@@ -1,17 +1,15 @@
-import httpx
 from fastapi import FastAPI
 
 from notifications import events
 from notifications.settings import NotificationsSettings
 from orderflow_common.app import create_service_app
 from orderflow_common.counts import RecentCounts
+from orderflow_common.sidecar import DaprClient
 
 NAME = "notifications"
 
 
-def create_app(
-    settings: NotificationsSettings, sidecar: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
-    app = create_service_app(NAME, settings, [events.router], sidecar)
+def create_app(settings: NotificationsSettings, dapr: DaprClient | None = None) -> FastAPI:
+    app = create_service_app(NAME, settings, [events.router], dapr)
     app.state.deliveries = RecentCounts()
     return app

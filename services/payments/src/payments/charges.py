@@ -37,6 +37,7 @@ from orderflow_common.contracts import (
 from orderflow_common.counts import RecentCounts
 from orderflow_common.deps import from_state
 from orderflow_common.faults import FaultsDep
+from orderflow_common.sidecar import get_state, save_state
 from payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
@@ -121,10 +122,10 @@ async def create_charge(
         amount_cents=request.amount_cents,
     )
     key = _key(request.order_id)
-    if await dapr.save_state(settings.state_store, key, charge.model_dump(), insert_only=True):
+    if await save_state(dapr, settings.state_store, key, charge.model_dump(), insert_only=True):
         log.info("charged", extra={"order_id": request.order_id, "attempt": attempt})
         return charge
-    earlier = await dapr.get_state(settings.state_store, key)
+    earlier = await get_state(dapr, settings.state_store, key)
     if earlier is None:
         PAYMENTS_FAILED.add(1)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "charge vanished")
@@ -136,7 +137,7 @@ async def create_charge(
     responses={status.HTTP_404_NOT_FOUND: error("no charge for this order")},
 )
 async def get_charge(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Charge:
-    state = await dapr.get_state(settings.state_store, _key(order_id))
+    state = await get_state(dapr, settings.state_store, _key(order_id))
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no charge for this order")
     return Charge.model_validate(state.value)
@@ -148,11 +149,11 @@ async def refund(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Char
     it is asked."""
     key = _key(order_id)
     for _ in range(MAX_WRITE_ATTEMPTS):
-        state = await dapr.get_state(settings.state_store, key)
+        state = await get_state(dapr, settings.state_store, key)
         if state is None:
             void = Charge(order_id=order_id, status="voided", charge_id=None, amount_cents=0)
-            if await dapr.save_state(
-                settings.state_store, key, void.model_dump(), insert_only=True
+            if await save_state(
+                dapr, settings.state_store, key, void.model_dump(), insert_only=True
             ):
                 log.info("charge voided before it landed", extra={"order_id": order_id})
                 return void
@@ -161,7 +162,9 @@ async def refund(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> Char
         if charge.status != "charged":
             return charge
         refunded = charge.model_copy(update={"status": "refunded"})
-        if await dapr.save_state(settings.state_store, key, refunded.model_dump(), etag=state.etag):
+        if await save_state(
+            dapr, settings.state_store, key, refunded.model_dump(), etag=state.etag
+        ):
             PAYMENTS_REFUNDED.add(1)
             log.info("charge refunded", extra={"order_id": order_id})
             return refunded

@@ -17,12 +17,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, FastAPI, status
 from pydantic import BaseModel
 
-from orderflow_common.dapr import DaprClient, DaprError
-from orderflow_common.faults import SIDECAR_WAIT_SECONDS
+from orderflow_common.sidecar import SIDECAR_ERRORS, DaprClient, get_state, save_state
 from storefront.model import order_key
 from storefront.settings import StorefrontSettings
 
@@ -37,7 +35,7 @@ class LedgerBusyError(Exception):
 
 
 # What keeps an owed compensation from being written or settled now.
-UNAVAILABLE = (httpx.TransportError, DaprError, LedgerBusyError)
+UNAVAILABLE = (*SIDECAR_ERRORS, LedgerBusyError)
 
 
 class Owed(BaseModel):
@@ -77,7 +75,7 @@ async def owe(
 
 async def settle(dapr: DaprClient, settings: StorefrontSettings) -> int:
     """Try every owed compensation once; forget those done. Returns how many are left."""
-    state = await dapr.get_state(settings.state_store, OWED_KEY)
+    state = await get_state(dapr, settings.state_store, OWED_KEY)
     ledger = _ledger(state.value if state is not None else None)
     done: list[str] = []
     for order_id, owed in ledger.items():
@@ -102,8 +100,8 @@ async def _undo(dapr: DaprClient, settings: StorefrontSettings, order_id: str, o
     undone = True
     for app_id, method in undo:
         try:
-            response = await dapr.invoke(app_id, method, http_method="DELETE")
-        except (httpx.TransportError, DaprError) as failure:
+            response = await dapr.invoke_method(app_id, method, http_verb="DELETE")
+        except SIDECAR_ERRORS as failure:
             log.warning(
                 "compensation failed",
                 extra={"order_id": order_id, "app_id": app_id, "error": str(failure)},
@@ -120,7 +118,7 @@ async def _undo(dapr: DaprClient, settings: StorefrontSettings, order_id: str, o
 
 
 async def _is_paid(dapr: DaprClient, settings: StorefrontSettings, order_id: str) -> bool:
-    stored = await dapr.get_state(settings.state_store, order_key(order_id))
+    stored = await get_state(dapr, settings.state_store, order_key(order_id))
     return stored is not None and stored.value.get("status") == "paid"
 
 
@@ -144,18 +142,18 @@ async def _update(
     """Apply ``change`` to the owed document over the version it read, reading again
     after a lost race (replicas and requests write it concurrently)."""
     for _ in range(MAX_WRITE_ATTEMPTS):
-        state = await dapr.get_state(settings.state_store, OWED_KEY)
+        state = await get_state(dapr, settings.state_store, OWED_KEY)
         ledger = _ledger(state.value if state is not None else None)
         change(ledger)
         value = {order_id: owed.model_dump() for order_id, owed in ledger.items()}
         # Kept past the store's time to live (statestores.yaml): a debt must not expire.
         if state is None:
-            written = await dapr.save_state(
-                settings.state_store, OWED_KEY, value, insert_only=True, keep=True
+            written = await save_state(
+                dapr, settings.state_store, OWED_KEY, value, insert_only=True, keep=True
             )
         else:
-            written = await dapr.save_state(
-                settings.state_store, OWED_KEY, value, etag=state.etag, keep=True
+            written = await save_state(
+                dapr, settings.state_store, OWED_KEY, value, etag=state.etag, keep=True
             )
         if written:
             return
@@ -167,8 +165,6 @@ async def _settle_forever(dapr: DaprClient, settings: StorefrontSettings) -> Non
     time one interval after start. Each pass is one round of calls through the sidecar,
     with Dapr's retries and breakers as for any call: a schedule for a durable debt, not
     a retry loop around one call."""
-    async with asyncio.timeout(SIDECAR_WAIT_SECONDS):
-        await dapr.wait_until_ready()
     while True:
         await asyncio.sleep(settings.compensation_interval_seconds)
         try:

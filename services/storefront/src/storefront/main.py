@@ -1,17 +1,15 @@
-import httpx
 from fastapi import FastAPI
 
 from orderflow_common import faultadmin
 from orderflow_common.app import create_service_app
+from orderflow_common.sidecar import DaprClient
 from storefront import compensation, orders, progress, watch
 from storefront.settings import StorefrontSettings
 
 NAME = "storefront"
 
 
-def create_app(
-    settings: StorefrontSettings, sidecar: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
+def create_app(settings: StorefrontSettings, dapr: DaprClient | None = None) -> FastAPI:
     # The order API is the public edge; the fault admin API exists only where fault
     # injection is on and its own token is set (never in the prod overlay).
     token = settings.fault_token
@@ -24,7 +22,7 @@ def create_app(
         NAME,
         settings,
         [progress.router, compensation.router, watch.router],
-        sidecar,
+        dapr,
         open_routers=[orders.router, *admin],
     )
     app.add_exception_handler(orders.RefusedError, orders.refused_handler)  # type: ignore[arg-type]

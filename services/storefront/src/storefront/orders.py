@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal, TypeVar, get_args
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -46,9 +45,16 @@ from orderflow_common.contracts import (
     error,
     invalid,
 )
-from orderflow_common.dapr import DaprClient, DaprError
 from orderflow_common.deps import from_state
 from orderflow_common.events import ORDER_PLACED, OrderPlaced
+from orderflow_common.sidecar import (
+    SIDECAR_ERRORS,
+    DaprClient,
+    get_bulk_state,
+    get_state,
+    save_state,
+    save_with_event,
+)
 from storefront.compensation import compensate, owe
 from storefront.model import EVENT_STEPS, Order, Step, order_key, step_key
 from storefront.settings import StorefrontSettings
@@ -187,7 +193,8 @@ async def place_order(
         reservation = await _reserve(dapr, settings, order, order_request)
         if idempotency_key is not None:
             claim = _Claim(order_id=order.order_id, request_hash=request_hash)
-            if not await dapr.save_state(
+            if not await save_state(
+                dapr,
                 settings.state_store,
                 _claim_key(idempotency_key),
                 claim.model_dump(),
@@ -208,7 +215,7 @@ async def place_order(
         )
         await _fail(dapr, settings, order, refused)
         raise
-    except DaprError:
+    except SIDECAR_ERRORS:
         # Our own state store failed us before anything was charged.
         await compensate(dapr, settings, order.order_id, refund=False)
         raise
@@ -223,14 +230,15 @@ async def place_order(
     # When it fails for us its outcome is unknown, so the order is read back:
     # docs/resiliency.md, "Compensation".
     try:
-        await dapr.save_with_event(
+        await save_with_event(
+            dapr,
             settings.state_store,
             order_key(order.order_id),
             order.model_dump(mode="json"),
             event_type=ORDER_PLACED,
             event=event.model_dump(),
         )
-    except (httpx.TransportError, DaprError) as failure:
+    except SIDECAR_ERRORS as failure:
         if not await _settle_commit(dapr, settings, order.order_id, failure):
             raise
     ORDERS_PLACED.add(1)
@@ -249,7 +257,7 @@ async def get_order(order_id: IdPath, dapr: DaprDep, settings: SettingsDep) -> O
 async def load_order(dapr: DaprClient, settings: StorefrontSettings, order_id: str) -> Order | None:
     """The order with the steps events recorded beside it (model.py), in one call."""
     keys = [order_key(order_id), *(step_key(order_id, status) for status in EVENT_STEPS)]
-    found = await dapr.get_bulk_state(settings.state_store, keys)
+    found = await get_bulk_state(dapr, settings.state_store, keys)
     stored = found.get(order_key(order_id))
     if stored is None:
         return None
@@ -268,7 +276,7 @@ async def _replay(
     dapr: DaprClient, settings: StorefrontSettings, idempotency_key: str, request_hash: str
 ) -> JSONResponse | None:
     """The answer for a key seen before, or None for a new key."""
-    claim_state = await dapr.get_state(settings.state_store, _claim_key(idempotency_key))
+    claim_state = await get_state(dapr, settings.state_store, _claim_key(idempotency_key))
     if claim_state is None:
         return None
     claim = _Claim.model_validate(claim_state.value)
@@ -299,15 +307,21 @@ async def _call(
     read: unreachable, a failure after Dapr's retries, an open breaker, or a body that does
     not fit (a 2xx is always a business answer: contracts.py)."""
     try:
-        response = await dapr.invoke(app_id, method, body.model_dump())
-    except (httpx.TransportError, DaprError) as failure:
+        response = await dapr.invoke_method(
+            app_id,
+            method,
+            body.model_dump_json(),
+            content_type="application/json",
+            http_verb="POST",
+        )
+    except SIDECAR_ERRORS as failure:
         log.warning("invocation failed", extra={"app_id": app_id, "error": str(failure)})
         return None
     if response.status_code not in (status.HTTP_200_OK, status.HTTP_201_CREATED):
         log.warning("invocation failed", extra={"app_id": app_id, "status": response.status_code})
         return None
     try:
-        return answer.model_validate_json(response.content)
+        return answer.model_validate_json(response.data)
     except ValidationError:
         log.warning("unreadable answer", extra={"app_id": app_id})
         return None
@@ -364,8 +378,8 @@ async def _settle_commit(
     within our client's deadline (DAPR_API_TIMEOUT_SECONDS, longer than its retry budget
     for a state call) has too, unless Redis itself holds the write back past both."""
     try:
-        stored = await dapr.get_state(settings.state_store, order_key(order_id))
-    except (httpx.TransportError, DaprError):
+        stored = await get_state(dapr, settings.state_store, order_key(order_id))
+    except SIDECAR_ERRORS:
         # Not even readable: owed, and settled once the order can be read.
         log.warning("order write unknown", extra={"order_id": order_id, "error": str(failure)})
         await owe(dapr, settings, order_id, refund=True)
@@ -383,8 +397,8 @@ async def _fail(
 ) -> None:
     order.advance("failed", refused.reason)
     refused.order_id = order.order_id
-    await dapr.save_state(
-        settings.state_store, order_key(order.order_id), order.model_dump(mode="json")
+    await save_state(
+        dapr, settings.state_store, order_key(order.order_id), order.model_dump(mode="json")
     )
     # A handful of fixed reasons (out of stock, payment declined, ... unavailable).
     ORDERS_FAILED.add(1, {"reason": refused.reason})

@@ -17,6 +17,7 @@ from orderflow_common.events import (
     payload,
 )
 from orderflow_common.faults import FaultsDep
+from orderflow_common.sidecar import get_state, save_state
 from storefront.model import Status, Step, order_key, step_key
 from storefront.orders import SettingsDep
 
@@ -39,12 +40,13 @@ async def _advance(
     if data is None:
         log.warning("malformed event dropped", extra={"event_id": event.id})
         return DROP
-    if await dapr.get_state(settings.state_store, order_key(data.order_id)) is None:
+    if await get_state(dapr, settings.state_store, order_key(data.order_id)) is None:
         log.warning("event for an unknown order dropped", extra={"order_id": data.order_id})
         return DROP
     # The step's own key, written once: a duplicate event finds it written (model.py).
     step = Step(status=status)
-    if await dapr.save_state(
+    if await save_state(
+        dapr,
         settings.state_store,
         step_key(data.order_id, status),
         step.model_dump(mode="json"),

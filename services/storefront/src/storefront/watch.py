@@ -33,7 +33,7 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry import metrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from orderflow_common.dapr import DaprClient, DaprError
+from orderflow_common.sidecar import SIDECAR_ERRORS, DaprClient, get_state
 from storefront.settings import StorefrontSettings
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class SidecarWatch:
         self.spinning, self._last = 0, None
         try:
             await self._dapr.shutdown()
-        except (httpx.TransportError, DaprError) as failure:
+        except SIDECAR_ERRORS as failure:
             log.warning("spinning sidecar did not shut down", extra={"error": str(failure)})
             return
         SHUTDOWNS.add(1)
@@ -128,8 +128,8 @@ class SidecarWatch:
 
     async def _store_answers(self) -> bool:
         try:
-            await self._dapr.get_state(self._settings.state_store, PROBE_KEY)
-        except (httpx.TransportError, DaprError):
+            await get_state(self._dapr, self._settings.state_store, PROBE_KEY)
+        except SIDECAR_ERRORS:
             return False
         return True
 
