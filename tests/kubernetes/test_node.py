@@ -29,7 +29,7 @@ from orderflow_devtools.node import (
     netns_names,
     routes,
 )
-from orderflow_devtools.tools import KUBERNETES_VERSION, ClusterTools, ensure_node_tools
+from orderflow_devtools.tools import KUBERNETES_VERSION, ClusterTools, Tools, ensure_node_tools
 
 pytestmark = pytest.mark.kubernetes
 
@@ -94,15 +94,15 @@ def test_the_node_is_a_real_kubelet_ready_on_its_veth_address(node_cluster: Node
     assert [n["metadata"]["name"] for n in node_cluster.get("nodes")["items"]] == [NODE]
 
 
-def test_a_service_image_built_with_buildah_runs_ready_in_a_pod(
-    node_cluster: NodeCluster,
+def test_a_service_image_built_with_buildah_runs_ready_in_a_pod_beside_its_daprd(
+    node_cluster: NodeCluster, tools: Tools
 ) -> None:
     images = Images(REPO, node_cluster.node_tools, lambda _message: None)
     image = f"{REGISTRY}/orderflow/storefront:test"
     images.push(images.build("storefront"), image)
     node_cluster.kubectl("create", "namespace", NAMESPACE)
     pair = tokens.ensure(node_cluster.run_dir, ["storefront"]).pair("storefront")
-    node_cluster.apply([_tokens_secret(pair), _storefront_pod(image)])
+    node_cluster.apply([_tokens_secret(pair), _storefront_pod(image, tools.daprd)])
 
     node_cluster.kubectl(
         "wait", "--for=condition=Ready", "pod/storefront", f"--namespace={NAMESPACE}",
@@ -112,12 +112,19 @@ def test_a_service_image_built_with_buildah_runs_ready_in_a_pod(
     pod = node_cluster.get("pod", "storefront", "-n", NAMESPACE)
     assert pod["status"]["phase"] == "Running"
     assert pod["status"]["podIP"].startswith(POD_CIDR.rsplit(".", 2)[0] + ".")
-    [container] = pod["status"]["containerStatuses"]
-    assert (container["ready"], container["restartCount"]) == (True, 0)
-    assert container["imageID"].startswith(f"{REGISTRY}/orderflow/storefront@sha256:")
+    containers = {c["name"]: c for c in pod["status"]["containerStatuses"]}
+    assert {name: (c["ready"], c["restartCount"]) for name, c in containers.items()} == {
+        "app": (True, 0),
+        "daprd": (True, 0),
+    }
+    assert containers["app"]["imageID"].startswith(f"{REGISTRY}/orderflow/storefront@sha256:")
     # The logs come from the kubelet, through the API server, over the node's address.
     assert "Uvicorn running on http://0.0.0.0:8001" in node_cluster.kubectl(
-        "logs", "storefront", f"--namespace={NAMESPACE}"
+        "logs", "storefront", "--container=app", f"--namespace={NAMESPACE}"
+    )
+    # The app started only once its sidecar answered (orderflow_common.sidecar.connect).
+    assert "dapr initialized. Status: Running." in node_cluster.kubectl(
+        "logs", "storefront", "--container=daprd", f"--namespace={NAMESPACE}"
     )
 
 
@@ -131,8 +138,29 @@ def _tokens_secret(pair: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _storefront_pod(image: str) -> dict[str, Any]:
-    """storefront alone (no sidecar): its /healthz answers without Dapr."""
+def _storefront_pod(image: str, daprd: Path) -> dict[str, Any]:
+    """storefront and a real daprd 1.18.2 beside it, as the injector would add it: the app
+    starts only once its sidecar answers. The node has no Dapr control plane yet, so
+    daprd runs standalone (no sentry, so no mTLS; no components), from the cached binary
+    (dynamically linked, hence the Debian-based service image), its listeners on the
+    pod's loopback and the API and app tokens required as everywhere."""
+    hardened = {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    sidecar_flags = [
+        "--app-id=storefront",
+        "--app-port=8001",
+        "--app-protocol=http",
+        "--mode=standalone",
+        "--dapr-http-port=3500",
+        "--dapr-grpc-port=50001",
+        "--dapr-listen-addresses=127.0.0.1",
+        "--dapr-internal-grpc-listen-address=127.0.0.1",
+        "--metrics-listen-address=127.0.0.1",
+        "--resources-path=/dapr/resources",
+    ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -152,12 +180,23 @@ def _storefront_pod(image: str) -> dict[str, Any]:
                         "httpGet": {"path": "/healthz", "port": "http"},
                         "periodSeconds": 1,
                     },
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
+                    "securityContext": hardened,
+                },
+                {
+                    "name": "daprd",
+                    "image": image,
+                    "command": ["/opt/dapr/daprd", *sidecar_flags],
+                    "envFrom": [{"secretRef": {"name": "storefront-tokens"}}],
+                    "volumeMounts": [
+                        {"name": "daprd", "mountPath": "/opt/dapr", "readOnly": True},
+                        {"name": "resources", "mountPath": "/dapr/resources"},
+                    ],
+                    "securityContext": hardened,
+                },
+            ],
+            "volumes": [
+                {"name": "daprd", "hostPath": {"path": str(daprd.parent), "type": "Directory"}},
+                {"name": "resources", "emptyDir": {}},
             ],
         },
     }
