@@ -55,7 +55,7 @@ SIDECAR_APIS: tuple[tuple[str, str, Any], ...] = (
     ("GET", "/v1.0/state/orderstore/order-probe", None),
     ("POST", "/v1.0/state/statestore", [{"key": "charge-o-probe", "value": CHARGE}]),
     ("POST", "/v1.0/bindings/faultflags", FLAG),
-    ("POST", "/v1.0/invoke/payments/method/configuration/configstore/payments.down", {}),
+    ("GET", "/v1.0/invoke/payments/method/faults", None),
     ("PUT", "/v1.0/invoke/inventory/method/stock/grinder", {"quantity": 0}),
     ("GET", "/v1.0/invoke/payments/method/attempts/o-probe", None),
     ("DELETE", "/v1.0/invoke/inventory/method/reservations/o-probe", None),
@@ -195,8 +195,8 @@ def _routes(routers: Sequence[APIRouter]) -> set[tuple[str, str]]:
     }
 
 
-# The routers each app mounts behind the app token (their main.create_app): the fault
-# flags' configuration callback and GET /faults that every app has, and its own.
+# The routers each app mounts behind the app token (their main.create_app): GET /faults,
+# which every app has, and its own.
 GUARDED_ROUTERS: dict[str, list[APIRouter]] = {
     "storefront": [faults.router, progress.router],
     "inventory": [faults.router, stock.router],
@@ -237,13 +237,13 @@ def test_every_app_route_its_sidecar_calls_refuses_a_call_that_bypasses_the_side
     assert ("POST", "/charges") in guarded["payments"]
     assert ("PUT", "/stock/{sku}") in guarded["inventory"]
     assert {app_id: len(found) for app_id, found in guarded.items()} == {
-        "storefront": 4,
-        "inventory": 7,
-        "payments": 6,
-        "fulfillment": 4,
-        "notifications": 7,
+        "storefront": 3,
+        "inventory": 6,
+        "payments": 5,
+        "fulfillment": 3,
+        "notifications": 6,
     }
-    assert len(answers) == 56
+    assert len(answers) == 46
     assert set(answers.values()) == {(401, '{"detail":"a valid dapr-api-token header is needed"}')}
 
 

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import random
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -130,13 +130,6 @@ async def watch(dapr: DaprClient, faults: Faults) -> None:
     await watch_configuration(dapr, CONFIG_STORE, keys, faults.update)
 
 
-class _ConfigurationUpdate(BaseModel):
-    """What the sidecar POSTs when a subscribed key changes."""
-
-    id: str
-    items: dict[str, dict[str, Any]]
-
-
 router = APIRouter(tags=["faults"], include_in_schema=False)
 
 
@@ -147,8 +140,3 @@ FaultsDep = Annotated[Faults, Depends(from_state("faults", Faults))]
 async def current_flags(faults: FaultsDep) -> FaultFlags:
     """The flags this replica applies now (they reach it a moment after they are set)."""
     return faults.flags
-
-
-@router.post("/configuration/" + CONFIG_STORE + "/{key}")
-async def on_configuration_change(update: _ConfigurationUpdate, faults: FaultsDep) -> None:
-    faults.update({key: str(item.get("value", "")) for key, item in update.items.items()})
