@@ -9,7 +9,8 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from orderflow_common.app import UNAVAILABLE, DaprDep, Unavailable, create_service_app
+from orderflow_common.app import UNAVAILABLE, Unavailable, create_service_app
+from orderflow_common.deps import DaprDep
 from orderflow_common.settings import ServiceSettings
 from orderflow_common.sidecar import get_state
 from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar, rpc_error

@@ -22,7 +22,8 @@ from prometheus_client.openmetrics import parser
 from prometheus_client.samples import Sample
 from pythonjsonlogger.json import JsonFormatter
 
-from orderflow_common.app import DaprDep, create_service_app
+from orderflow_common.app import create_service_app
+from orderflow_common.deps import DaprDep
 from orderflow_common.logs import TraceFilter
 from orderflow_common.settings import ServiceSettings
 from orderflow_common.sidecar import configure_sdk, save_with_event

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from fulfillment.main import create_app
 from fulfillment.settings import FulfillmentSettings
+from orderflow_common.faults import get_faults
 from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 
 PUBLISH = "/v1.0/publish/pubsub/order-shipped"
@@ -67,9 +68,9 @@ def test_an_order_ships_once_and_every_delivery_announces_that_shipment(
 def test_poison_is_refused_for_redelivery_and_malformed_is_dropped(
     client: TestClient, sidecar: FakeSidecar
 ) -> None:
-    client.app.state.faults.update({"fulfillment.poison_rate": "100"})  # type: ignore[attr-defined]
+    get_faults.of(client.app).update({"fulfillment.poison_rate": "100"})
     assert deliver(client, event("e-1")) == "RETRY"
-    client.app.state.faults.update({"fulfillment.poison_rate": ""})  # type: ignore[attr-defined]
+    get_faults.of(client.app).update({"fulfillment.poison_rate": ""})
     assert deliver(client, event("e-2", {"order_id": "o-2"})) == "DROP"
 
     assert [call for call in sidecar.app_calls if call.path == PUBLISH] == []

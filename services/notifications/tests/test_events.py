@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from notifications.main import create_app
 from notifications.settings import NotificationsSettings
+from orderflow_common.faults import get_faults
 from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 
 PUBLISH = "/v1.0/publish/pubsub/customer-notified"
@@ -71,7 +72,7 @@ def test_each_order_event_is_notified_once(client: TestClient, sidecar: FakeSide
 
 
 def test_poison_is_retried_then_its_dead_letter_records_the_attempts(client: TestClient) -> None:
-    client.app.state.faults.update({"notifications.poison_rate": "100"})  # type: ignore[attr-defined]
+    get_faults.of(client.app).update({"notifications.poison_rate": "100"})
     statuses = [deliver(client, cloud_event("e-1")) for _ in range(4)]
     dead = client.post("/events/dead-letter", json=cloud_event("e-1"))
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from orderflow_common.faults import get_faults
 from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar
 from payments.main import create_app
 from payments.settings import PaymentsSettings
@@ -87,7 +88,7 @@ def test_a_bad_order_id_is_a_422(client: TestClient, sidecar: FakeSidecar, path:
 
 
 def test_fail_attempts_fails_exactly_the_first_attempts(client: TestClient) -> None:
-    client.app.state.faults.update({"payments.fail_attempts": "2"})  # type: ignore[attr-defined]
+    get_faults.of(client.app).update({"payments.fail_attempts": "2"})
 
     codes = [client.post("/charges", json=REQUEST).status_code for _ in range(3)]
 

@@ -8,11 +8,12 @@ import aiohttp
 import grpc
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from orderflow_common.deps import get_dapr
 from orderflow_common.testing import SIDECAR_HEADERS, TOKENS, FakeSidecar, SidecarCall, rpc_error
 from storefront import compensation
+from storefront.deps import get_settings
 from storefront.main import create_app
 from storefront.settings import StorefrontSettings
 
@@ -341,10 +342,9 @@ OWED = "compensations-owed"
 
 def settle(client: TestClient) -> int:
     """One pass of the background settlement, now."""
-    app = client.app
-    assert isinstance(app, FastAPI)
+    dapr, settings = get_dapr.of(client.app), get_settings.of(client.app)
     assert client.portal is not None  # inside the client's lifespan
-    return int(client.portal.call(compensation.settle, app.state.dapr, app.state.settings))
+    return int(client.portal.call(compensation.settle, dapr, settings))
 
 
 def test_an_undo_that_fails_is_owed_and_settled_later(client: TestClient, sidecar: Sidecar) -> None:

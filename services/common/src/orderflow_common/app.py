@@ -1,5 +1,5 @@
 """The pieces every service's ``create_app`` is built from: the FastAPI app with its
-Dapr client in the lifespan and a health route, typed dependencies, and the runner.
+Dapr client in the lifespan and a health route, and the runner.
 
 An infrastructure fault is never a 500: when the sidecar fails a building-block call or
 does not answer at all (refused, reset, or slower than the deadline
@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import aiohttp
 import grpc
@@ -25,8 +25,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from orderflow_common import faults
-from orderflow_common.auth import UNAUTHORIZED, AppTokenDep
-from orderflow_common.deps import from_state
+from orderflow_common.auth import UNAUTHORIZED, app_token
+from orderflow_common.deps import get_dapr
 from orderflow_common.limits import BodySizeLimit
 from orderflow_common.logs import configure_logging
 from orderflow_common.settings import ServiceSettings
@@ -74,11 +74,11 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with _client(dapr, settings, reporting) as client:
-            app.state.dapr = client
+            get_dapr.provide(app, client)
             watcher = None
             if settings.faults_enabled:
                 # In the background: the sidecar waits for this app to be healthy first.
-                watcher = asyncio.create_task(faults.watch(client, app.state.faults))
+                watcher = asyncio.create_task(faults.watch(client, flags))
                 watcher.add_done_callback(_log_failure)
             yield
             if watcher is not None:
@@ -88,12 +88,13 @@ def create_service_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # It wraps the whole middleware stack, so a 413 or a 500 is traced and counted too.
     instrument(app, reporting)
-    app.state.settings = settings
+    token = Depends(app_token(settings.app_api_token))
     # Without fault injection the flags stay off (nothing updates them) and the routes
     # that read and receive them do not exist.
-    app.state.faults = faults.Faults(name)
+    flags = faults.Faults(name)
+    faults.get_faults.provide(app, flags)
     if settings.faults_enabled:
-        app.include_router(faults.router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
+        app.include_router(faults.router, dependencies=[token], responses=UNAUTHORIZED)
 
     @app.exception_handler(DaprInternalError)
     async def dapr_failed(_: Request, error: DaprInternalError) -> JSONResponse:
@@ -122,7 +123,7 @@ def create_service_app(
         return {"status": "ok"}
 
     for router in routers:
-        app.include_router(router, dependencies=[AppTokenDep], responses=UNAUTHORIZED)
+        app.include_router(router, dependencies=[token], responses=UNAUTHORIZED)
     for router in open_routers:
         app.include_router(router)
     return app
@@ -153,9 +154,6 @@ def _unavailable(detail: str, cause: str) -> JSONResponse:
 def _log_failure(task: "asyncio.Task[None]") -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("fault flags unavailable", extra={"error": str(task.exception())})
-
-
-DaprDep = Annotated[DaprClient, Depends(from_state("dapr", DaprClient))]
 
 
 def run(name: str, app: FastAPI, settings: ServiceSettings) -> None:

@@ -8,13 +8,14 @@ https://docs.dapr.io/operations/security/app-api-token/
 """
 
 import hmac
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
 from fastapi.security import APIKeyHeader
+from pydantic import SecretStr
 
 from orderflow_common.contracts import error
-from orderflow_common.settings import ServiceSettings
 
 TOKEN_HEADER = "dapr-api-token"  # noqa: S105 - the name of a header, not a secret
 
@@ -29,17 +30,21 @@ _scheme = APIKeyHeader(
 )
 
 
-def require_app_token(request: Request, token: Annotated[str | None, Depends(_scheme)]) -> None:
-    settings: ServiceSettings = request.app.state.settings
-    expected = settings.app_api_token.get_secret_value()
-    # Constant time, so that the answer's timing tells nothing about the token.
-    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, f"a valid {TOKEN_HEADER} header is needed"
-        )
+def app_token(expected: SecretStr) -> Callable[[str | None], None]:
+    """The dependency that refuses a request without the token ``expected`` (the app's
+    settings.app_api_token, passed in by create_service_app)."""
+
+    def require_app_token(token: Annotated[str | None, Depends(_scheme)]) -> None:
+        # Constant time, so that the answer's timing tells nothing about the token.
+        secret = expected.get_secret_value().encode()
+        if token is None or not hmac.compare_digest(token.encode(), secret):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, f"a valid {TOKEN_HEADER} header is needed"
+            )
+
+    return require_app_token
 
 
-AppTokenDep = Depends(require_app_token)
 # For the OpenAPI of every route behind it.
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     status.HTTP_401_UNAUTHORIZED: error(f"no valid {TOKEN_HEADER} header: not from the sidecar")

@@ -2,13 +2,19 @@
 subscribers share, so both sides read one definition.
 
 One topic per event type, named after it: a subscriber receives only the events it
-handles (no routing rules, no deliveries it would only acknowledge)."""
+handles (no routing rules, no deliveries it would only acknowledge). Every subscriber
+takes a delivery through ``receive``, so all apply the same steps in the same order."""
 
+import logging
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
 from orderflow_common.contracts import Id
+from orderflow_common.counts import RecentCounts
+from orderflow_common.faults import Faults
+
+log = logging.getLogger(__name__)
 
 PUBSUB = "pubsub"
 DEAD_LETTER_TOPIC = "orders-dead-letter"
@@ -74,10 +80,32 @@ RETRY = SubscriberReply(status="RETRY")
 DROP = SubscriberReply(status="DROP")
 
 
-def payload(event: CloudEvent, model: type[E]) -> E | None:
-    """The event's data as ``model``, or None when it does not fit: redelivering a
-    malformed event cannot fix it, so subscribers DROP those."""
+async def receive(
+    event: CloudEvent,
+    model: type[E],
+    faults: Faults,
+    deliveries: RecentCounts | None = None,
+) -> E | SubscriberReply:
+    """One delivery of ``event``, through the steps every subscriber takes, in this order:
+    the event's data as ``model``, or the reply that ends the delivery here.
+
+    1. ``deliveries`` (where a service keeps them) counts it first, so that a delivery
+       refused below counts too: a dead letter says how many attempts it took.
+    2. A poison event (the ``poison_rate`` flag) is refused with RETRY before anything
+       else can pass or fail it, so that every redelivery fails alike until the sidecar
+       dead-letters it: exactly 1 + 3 deliveries (docs/resiliency.md).
+    3. The request flags (latency, CPU, down, errors) act as on any request; their 503
+       or 500 is a failed delivery, which the sidecar redelivers.
+    4. Data that does not fit ``model`` is dropped: redelivering it cannot fix it.
+    https://docs.dapr.io/reference/api/pubsub_api/#expected-http-response"""
+    if deliveries is not None:
+        deliveries.add(event.id)
+    if faults.is_poison(event.id):
+        log.warning("poison event refused", extra={"event_id": event.id})
+        return RETRY
+    await faults.on_request()
     try:
         return model.model_validate(event.data)
     except ValidationError:
-        return None
+        log.warning("malformed event dropped", extra={"event_id": event.id, "type": event.type})
+        return DROP

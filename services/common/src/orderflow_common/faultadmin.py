@@ -15,8 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, status
 from pydantic import SecretStr
 
-from orderflow_common.app import DaprDep
 from orderflow_common.contracts import BODY_ERRORS, UNAVAILABLE, error
+from orderflow_common.deps import DaprDep
 from orderflow_common.faults import CONFIG_STORE, FLAG_NAMES, FaultFlags, config_key, parse_flags
 from orderflow_common.sidecar import get_configuration
 

@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orderflow_common.deps import from_state
+from orderflow_common.deps import Provided
 from orderflow_common.sidecar import DaprClient, get_configuration, watch_configuration
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,9 @@ async def watch(dapr: DaprClient, faults: Faults) -> None:
 router = APIRouter(tags=["faults"], include_in_schema=False)
 
 
-FaultsDep = Annotated[Faults, Depends(from_state("faults", Faults))]
+# Passed in by create_service_app, which makes one per app.
+get_faults = Provided[Faults]()
+FaultsDep = Annotated[Faults, Depends(get_faults)]
 
 
 @router.get("/faults", include_in_schema=True)

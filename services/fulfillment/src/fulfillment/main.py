@@ -1,6 +1,6 @@
 from fastapi import FastAPI
 
-from fulfillment import shipments
+from fulfillment import deps, shipments
 from fulfillment.settings import FulfillmentSettings
 from orderflow_common.app import create_service_app
 from orderflow_common.sidecar import DaprClient
@@ -9,4 +9,6 @@ NAME = "fulfillment"
 
 
 def create_app(settings: FulfillmentSettings, dapr: DaprClient | None = None) -> FastAPI:
-    return create_service_app(NAME, settings, [shipments.router], dapr)
+    app = create_service_app(NAME, settings, [shipments.router], dapr)
+    deps.get_settings.provide(app, settings)
+    return app

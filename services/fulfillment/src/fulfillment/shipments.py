@@ -14,18 +14,15 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from opentelemetry import metrics
 from pydantic import BaseModel
 
+from fulfillment.deps import DaprDep, FaultsDep, SettingsDep
 from fulfillment.settings import FulfillmentSettings
-from orderflow_common.app import DaprDep
 from orderflow_common.contracts import BODY_ERRORS, FAULT_INJECTED, UNAVAILABLE, IdPath, error
-from orderflow_common.deps import from_state
 from orderflow_common.events import (
-    DROP,
     ORDER_SHIPPED,
     PUBSUB,
     RETRY,
@@ -34,9 +31,9 @@ from orderflow_common.events import (
     OrderPlaced,
     OrderShipped,
     SubscriberReply,
-    payload,
+    receive,
 )
-from orderflow_common.faults import FaultsDep, burn_cpu
+from orderflow_common.faults import burn_cpu
 from orderflow_common.sidecar import DaprClient, get_state, publish, save_state
 from orderflow_common.telemetry import SECONDS_BUCKETS
 
@@ -57,9 +54,6 @@ class Shipment(BaseModel):
     items: dict[str, int]
 
 
-SettingsDep = Annotated[FulfillmentSettings, Depends(from_state("settings", FulfillmentSettings))]
-
-
 def _key(order_id: str) -> str:
     return f"shipment-{order_id}"
 
@@ -68,14 +62,9 @@ def _key(order_id: str) -> str:
 async def on_order_placed(
     event: CloudEvent, dapr: DaprDep, settings: SettingsDep, faults: FaultsDep
 ) -> SubscriberReply:
-    if faults.is_poison(event.id):
-        log.warning("poison event refused", extra={"event_id": event.id})
-        return RETRY
-    await faults.on_request()
-    order = payload(event, OrderPlaced)
-    if order is None:
-        log.warning("malformed order-placed dropped", extra={"event_id": event.id})
-        return DROP
+    order = await receive(event, OrderPlaced, faults)
+    if isinstance(order, SubscriberReply):
+        return order
     shipment = await _ship(dapr, settings, order)
     if shipment is None:
         return RETRY

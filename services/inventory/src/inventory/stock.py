@@ -26,15 +26,14 @@ https://docs.dapr.io/developing-applications/building-blocks/state-management/st
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from inventory.catalog import PRICES_CENTS
+from inventory.deps import DaprDep, FaultsDep, SettingsDep, TurnsDep
 from inventory.settings import InventorySettings
-from orderflow_common.app import DaprDep
 from orderflow_common.contracts import (
     BODY_ERRORS,
     FAULT_INJECTED,
@@ -46,8 +45,6 @@ from orderflow_common.contracts import (
     created_nothing,
     error,
 )
-from orderflow_common.deps import from_state
-from orderflow_common.faults import FaultsDep
 from orderflow_common.sidecar import DaprClient, get_state, save_state
 
 log = logging.getLogger(__name__)
@@ -63,9 +60,6 @@ class StockLevel(BaseModel):
     quantity: int = Field(ge=0, le=1_000_000)
 
 
-SettingsDep = Annotated[InventorySettings, Depends(from_state("settings", InventorySettings))]
-# One change of the stock document at a time in this replica (the module docstring).
-TurnsDep = Annotated[asyncio.Lock, Depends(from_state("stock_turns", asyncio.Lock))]
 # Changes the stock levels in place; returns the SKUs that are short (then nothing changed).
 Change = Callable[[dict[str, int]], list[str]]
 

@@ -5,14 +5,13 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from opentelemetry import metrics
 from pydantic import BaseModel
 
+from notifications.deps import DaprDep, DeliveriesDep, FaultsDep, SettingsDep
 from notifications.settings import NotificationsSettings
-from orderflow_common.app import DaprDep
 from orderflow_common.contracts import (
     BODY_ERRORS,
     FAULT_INJECTED,
@@ -21,26 +20,21 @@ from orderflow_common.contracts import (
     UNAVAILABLE,
     IdPath,
 )
-from orderflow_common.counts import RecentCounts
-from orderflow_common.deps import from_state
 from orderflow_common.events import (
     CUSTOMER_NOTIFIED,
-    DROP,
     ORDER_EVENTS,
     ORDER_PLACED,
     ORDER_SHIPPED,
     PUBSUB,
-    RETRY,
     SUCCESS,
     CloudEvent,
     CustomerNotified,
     OrderPlaced,
     OrderShipped,
     SubscriberReply,
-    payload,
+    receive,
 )
-from orderflow_common.faults import Faults, FaultsDep
-from orderflow_common.sidecar import get_bulk_state, publish, save_state
+from orderflow_common.sidecar import DaprClient, get_bulk_state, publish, save_state
 
 log = logging.getLogger(__name__)
 # Exposed as orderflow_notifications_sent_total{event_type} and
@@ -87,14 +81,6 @@ class DeadLetter(BaseModel):
     attempts: int
 
 
-SettingsDep = Annotated[
-    NotificationsSettings, Depends(from_state("settings", NotificationsSettings))
-]
-# Deliveries of each recent event to this replica, so a dead letter can say how many
-# attempts it took: what the resiliency demo and tests read.
-DeliveriesDep = Annotated[RecentCounts, Depends(from_state("deliveries", RecentCounts))]
-
-
 def _key(order_id: str, event_type: str) -> str:
     return f"notification-{order_id}-{event_type}"
 
@@ -104,28 +90,16 @@ def _dead_letter_key(order_id: str, event_type: str) -> str:
 
 
 async def _notify(
-    event: CloudEvent,
-    *,
-    event_type: str,
-    model: type[OrderPlaced] | type[OrderShipped],
-    dapr: DaprDep,
+    dapr: DaprClient,
     settings: NotificationsSettings,
-    faults: Faults,
-    deliveries: RecentCounts,
+    event_id: str,
+    event_type: str,
+    order: OrderPlaced | OrderShipped,
 ) -> SubscriberReply:
-    deliveries.add(event.id)
-    if faults.is_poison(event.id):
-        log.warning("poison event refused", extra={"event_id": event.id})
-        return RETRY
-    await faults.on_request()
-    order = payload(event, model)
-    if order is None:
-        log.warning("malformed event dropped", extra={"event_id": event.id})
-        return DROP
     # The topic's event type (one topic per type), not the envelope's, which any
     # publisher can set to anything.
     notification = Notification(
-        event_id=event.id,
+        event_id=event_id,
         event_type=event_type,
         order_id=order.order_id,
         message=MESSAGES[event_type].format(customer=order.customer_id, order=order.order_id),
@@ -158,15 +132,10 @@ async def on_order_placed(
     faults: FaultsDep,
     deliveries: DeliveriesDep,
 ) -> SubscriberReply:
-    return await _notify(
-        event,
-        event_type=ORDER_PLACED,
-        model=OrderPlaced,
-        dapr=dapr,
-        settings=settings,
-        faults=faults,
-        deliveries=deliveries,
-    )
+    order = await receive(event, OrderPlaced, faults, deliveries)
+    if isinstance(order, SubscriberReply):
+        return order
+    return await _notify(dapr, settings, event.id, ORDER_PLACED, order)
 
 
 @router.post("/events/order-shipped", responses={**FAULT_INJECTED, **BODY_ERRORS})
@@ -177,23 +146,20 @@ async def on_order_shipped(
     faults: FaultsDep,
     deliveries: DeliveriesDep,
 ) -> SubscriberReply:
-    return await _notify(
-        event,
-        event_type=ORDER_SHIPPED,
-        model=OrderShipped,
-        dapr=dapr,
-        settings=settings,
-        faults=faults,
-        deliveries=deliveries,
-    )
+    order = await receive(event, OrderShipped, faults, deliveries)
+    if isinstance(order, SubscriberReply):
+        return order
+    return await _notify(dapr, settings, event.id, ORDER_SHIPPED, order)
 
 
 @router.post("/events/dead-letter", responses=BODY_ERRORS)
 async def on_dead_letter(
     event: CloudEvent, dapr: DaprDep, settings: SettingsDep, deliveries: DeliveriesDep
 ) -> SubscriberReply:
-    # Whatever reached the topic is recorded, under a key built from safe parts only: an
-    # order id that is not one, or a type that is not ours, is recorded as such.
+    # Not through receive: no fault flag acts here (a poison_rate would refuse the very
+    # dead letters it causes). Whatever reached the topic is recorded, under a key built
+    # from safe parts only: an order id that is not one, or a type that is not ours, is
+    # recorded as such.
     order_id = str(event.data.get("order_id", ""))
     if not re.fullmatch(ID_PATTERN, order_id) or len(order_id) > ID_MAX:
         order_id = "unknown"

@@ -17,13 +17,11 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi import APIRouter, FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 from opentelemetry import metrics
 
-from orderflow_common.app import DaprDep
 from orderflow_common.contracts import (
     BODY_ERRORS,
     FAULT_INJECTED,
@@ -34,11 +32,8 @@ from orderflow_common.contracts import (
     created_nothing,
     error,
 )
-from orderflow_common.counts import RecentCounts
-from orderflow_common.deps import from_state
-from orderflow_common.faults import FaultsDep
 from orderflow_common.sidecar import get_state, save_state
-from payments.settings import PaymentsSettings
+from payments.deps import AttemptsDep, DaprDep, FaultsDep, SettingsDep
 
 log = logging.getLogger(__name__)
 # Exposed as orderflow_payments_{declined,failed,refunded}_total.
@@ -69,11 +64,6 @@ router = APIRouter(tags=["charges"], lifespan=_count_from_zero, responses=UNAVAI
 # Test tokens in the manner of card processors: this one is always declined.
 DECLINED_TOKEN = "tok_declined"  # noqa: S105 - a public test token, not a secret
 MAX_WRITE_ATTEMPTS = 20
-
-# How many charge attempts reached this process, per recent order: what a resiliency
-# demo or test counts.
-AttemptsDep = Annotated[RecentCounts, Depends(from_state("attempts", RecentCounts))]
-SettingsDep = Annotated[PaymentsSettings, Depends(from_state("settings", PaymentsSettings))]
 
 
 def _key(order_id: str) -> str:

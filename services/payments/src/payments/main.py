@@ -3,7 +3,7 @@ from fastapi import FastAPI
 from orderflow_common.app import create_service_app
 from orderflow_common.counts import RecentCounts
 from orderflow_common.sidecar import DaprClient
-from payments import charges
+from payments import charges, deps
 from payments.settings import PaymentsSettings
 
 NAME = "payments"
@@ -11,5 +11,6 @@ NAME = "payments"
 
 def create_app(settings: PaymentsSettings, dapr: DaprClient | None = None) -> FastAPI:
     app = create_service_app(NAME, settings, [charges.router], dapr)
-    app.state.attempts = RecentCounts()
+    deps.get_settings.provide(app, settings)
+    deps.get_attempts.provide(app, RecentCounts())
     return app

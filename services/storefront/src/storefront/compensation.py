@@ -20,7 +20,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, status
 from pydantic import BaseModel
 
+from orderflow_common.deps import get_dapr
 from orderflow_common.sidecar import SIDECAR_ERRORS, DaprClient, get_state, save_state
+from storefront.deps import get_settings
 from storefront.model import order_key
 from storefront.settings import StorefrontSettings
 
@@ -178,7 +180,7 @@ async def _settle_forever(dapr: DaprClient, settings: StorefrontSettings) -> Non
 
 @asynccontextmanager
 async def _settling(app: FastAPI) -> AsyncIterator[None]:
-    task = asyncio.create_task(_settle_forever(app.state.dapr, app.state.settings))
+    task = asyncio.create_task(_settle_forever(get_dapr.of(app), get_settings.of(app)))
     task.add_done_callback(_log_end)
     yield
     task.cancel()

@@ -3,7 +3,7 @@ from fastapi import FastAPI
 from orderflow_common import faultadmin
 from orderflow_common.app import create_service_app
 from orderflow_common.sidecar import DaprClient
-from storefront import compensation, orders, progress, watch
+from storefront import compensation, deps, orders, progress, watch
 from storefront.settings import StorefrontSettings
 
 NAME = "storefront"
@@ -25,5 +25,6 @@ def create_app(settings: StorefrontSettings, dapr: DaprClient | None = None) -> 
         dapr,
         open_routers=[orders.router, *admin],
     )
+    deps.get_settings.provide(app, settings)
     app.add_exception_handler(orders.RefusedError, orders.refused_handler)  # type: ignore[arg-type]
     return app

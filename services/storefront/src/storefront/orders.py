@@ -22,13 +22,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal, TypeVar, get_args
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import metrics
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orderflow_common.app import DaprDep
 from orderflow_common.contracts import (
     BODY_ERRORS,
     ID_PATTERN,
@@ -45,7 +44,6 @@ from orderflow_common.contracts import (
     error,
     invalid,
 )
-from orderflow_common.deps import from_state
 from orderflow_common.events import ORDER_PLACED, OrderPlaced
 from orderflow_common.sidecar import (
     SIDECAR_ERRORS,
@@ -56,6 +54,7 @@ from orderflow_common.sidecar import (
     save_with_event,
 )
 from storefront.compensation import compensate, owe
+from storefront.deps import DaprDep, SettingsDep
 from storefront.model import EVENT_STEPS, Order, Step, order_key, step_key
 from storefront.settings import StorefrontSettings
 
@@ -92,7 +91,6 @@ async def _count_from_zero(_: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["orders"], lifespan=_count_from_zero, responses=UNAVAILABLE)
 
 
-SettingsDep = Annotated[StorefrontSettings, Depends(from_state("settings", StorefrontSettings))]
 IdempotencyKey = Annotated[
     str | None,
     Header(

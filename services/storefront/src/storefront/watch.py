@@ -33,7 +33,9 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry import metrics
 from prometheus_client.parser import text_string_to_metric_families
 
+from orderflow_common.deps import get_dapr
 from orderflow_common.sidecar import SIDECAR_ERRORS, DaprClient, get_state
+from storefront.deps import get_settings
 from storefront.settings import StorefrontSettings
 
 log = logging.getLogger(__name__)
@@ -151,13 +153,13 @@ async def _watch_forever(dapr: DaprClient, settings: StorefrontSettings, url: st
 
 @asynccontextmanager
 async def _watching(app: FastAPI) -> AsyncIterator[None]:
-    settings: StorefrontSettings = app.state.settings
+    settings = get_settings.of(app)
     SHUTDOWNS.add(0)  # the series exists from the start
     if settings.sidecar_metrics_url is None:
         yield
         return
     task = asyncio.create_task(
-        _watch_forever(app.state.dapr, settings, settings.sidecar_metrics_url)
+        _watch_forever(get_dapr.of(app), settings, settings.sidecar_metrics_url)
     )
     yield
     task.cancel()
