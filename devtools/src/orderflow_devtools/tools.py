@@ -182,16 +182,10 @@ def ensure_debian(binary: str, package: str, log: Log) -> Path:
         return Path(found)
     if os.geteuid() == 0 and shutil.which("apt-get"):
         log(f"{binary}: installing the Debian package {package}")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
-        ):
-            result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-            if result.returncode != 0:
-                raise ToolError(
-                    f"{binary}: `{' '.join(command)}` failed: {_last_line(result.stderr)}"
-                )
+        try:
+            _apt_install([package])
+        except ToolError as error:
+            raise ToolError(f"{binary}: {error}") from error
         found = shutil.which(binary)
         if found:
             return Path(found)
@@ -199,6 +193,19 @@ def ensure_debian(binary: str, package: str, log: Log) -> Path:
         f"{binary}: not on PATH, and it can be installed here only as root with apt-get;"
         f" install the package {package} by hand (e.g. `sudo apt-get install {package}`)"
     )
+
+
+def _apt_install(packages: Sequence[str]) -> None:
+    """Install Debian packages, non-interactively; a failure is a ToolError with apt-get's
+    last line."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+    ):
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            raise ToolError(f"`{' '.join(command)}` failed: {_last_line(result.stderr)}")
 
 
 def go_build(
@@ -669,17 +676,8 @@ def ensure_debian_packages(wanted: Mapping[str, str], log: Log) -> dict[str, Pat
         if ours:
             policy.write_text("#!/bin/sh\n# services are not started on install\nexit 101\n")
             policy.chmod(0o755)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         try:
-            for command in (
-                ["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-            ):
-                result = subprocess.run(
-                    command, capture_output=True, text=True, env=env, check=False
-                )
-                if result.returncode != 0:
-                    raise ToolError(f"`{' '.join(command)}` failed: {_last_line(result.stderr)}")
+            _apt_install(missing)
         finally:
             if ours:
                 policy.unlink()
